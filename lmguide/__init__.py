@@ -1,0 +1,41 @@
+"""lmguide: a hands-on workbook on large vs small language models, offline on a laptop.
+
+Notebooks do ``import lmguide as lg`` and then ``lg.setup()``. Importing changes no
+global state; ``setup()`` does (seeds, threads, quiet loading bars) and says so.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from lmguide import data, exercises, zoo  # noqa: E402  (light modules: no torch at import)
+from lmguide.zoo import load  # noqa: E402
+
+
+def setup(seed: int = 0, threads: int | None = 2, quiet: bool = True) -> dict:
+    """Make a notebook run reproducible: seed Python, NumPy and torch; fix torch's thread count.
+
+    ``quiet`` hides transformers' per-load progress bars (they go to stderr and would
+    differ between runs). Returns what was set, so a notebook can show it.
+    """
+    import os
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(min(threads, os.cpu_count() or threads))
+    if quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    if not zoo.hub_reachable(timeout=0.5):
+        # no network: make transformers and the Hub client fail fast instead of retrying
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    return {"seed": seed, "torch threads": torch.get_num_threads(), "torch": torch.__version__,
+            "offline": os.environ.get("HF_HUB_OFFLINE") == "1"}

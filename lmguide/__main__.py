@@ -1,0 +1,5 @@
+import sys
+
+from lmguide.cli import main
+
+sys.exit(main())

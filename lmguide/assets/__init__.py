@@ -1,0 +1,1 @@
+"""Data files shipped with lmguide (the Austen corpus); see scripts/build_corpus.py."""

@@ -1,0 +1,111 @@
+"""The ``lmguide`` command: prepare models, list them, check the setup, train.
+
+    lmguide models prepare      # one-time work: convert, verify (idempotent)
+    lmguide models list         # the zoo table
+    lmguide doctor              # versions, threads, network, cache; what to fix
+    lmguide train --preset large --out DIR
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+
+def _prepare(args) -> int:
+    from lmguide import zoo
+
+    failed = 0
+    for name in zoo.names():
+        try:
+            if name == "smollm2-135m":
+                already = zoo._converted_dir().joinpath("lmguide-manifest.json").is_file()
+                folder = zoo.path(name, prepare=False) if already and not args.force else None
+                if folder is None:
+                    print(f"{name}: converting the GGUF to safetensors (once, ~30 s)...", flush=True)
+                    folder = zoo._convert_smollm2(force=True)
+            else:
+                folder = zoo.path(name)
+            print(f"{name}: ok ({folder})")
+        except zoo.ModelNotAvailable as exc:
+            failed += 1
+            print(f"{name}: NOT READY: {exc}")
+    return 1 if failed else 0
+
+
+def _list(args) -> int:
+    from lmguide import zoo
+
+    print(zoo.format_table())
+    return 0
+
+
+def doctor_report() -> list[tuple[str, str, str]]:
+    """``(check, state, advice)`` rows; advice is empty when nothing needs doing."""
+    import torch
+    import transformers
+
+    from lmguide import __version__, data, zoo
+
+    rows = [
+        ("python", platform.python_version(), "" if sys.version_info >= (3, 10) else "use Python 3.10 or newer"),
+        ("lmguide", __version__, ""),
+        ("torch", torch.__version__, "" if torch.__version__.startswith("2.13.0") else "the course is tested with torch 2.13.0 (CPU build)"),
+        ("transformers", transformers.__version__, "" if transformers.__version__.startswith("5.") else "install transformers 5.x"),
+        ("cpu cores / torch threads", f"{os.cpu_count()} / {torch.get_num_threads()}", ""),
+    ]
+    online = zoo.hub_reachable()
+    rows.append(("Hugging Face Hub", "reachable" if online else "offline",
+                 "" if online else "fine: every notebook runs offline; Hub models (gpt2, ...) need a network"))
+    try:
+        n = len(data.chapters("all"))
+        rows.append(("Austen corpus", f"{n} chapters, sha256 ok", ""))
+    except Exception as exc:  # damaged install
+        rows.append(("Austen corpus", "damaged", str(exc)))
+    rows.append(("model cache", str(zoo.cache_dir()), ""))
+    for name in zoo.names():
+        try:
+            zoo.path(name, prepare=False)
+            rows.append((f"model {name}", "ready", ""))
+        except zoo.ModelNotAvailable as exc:
+            rows.append((f"model {name}", "not ready", str(exc)))
+    return rows
+
+
+def _doctor(args) -> int:
+    rows = doctor_report()
+    width = max(len(r[0]) for r in rows)
+    for check, state, advice in rows:
+        print(f"{check.ljust(width)}  {state}" + (f"\n{' ' * width}  -> {advice}" if advice else ""))
+    problems = [r for r in rows if r[2] and r[0].startswith(("model", "Austen"))]
+    print("\nAll good." if not problems else f"\n{len(problems)} thing(s) to fix: see the arrows above.")
+    return 1 if problems else 0
+
+
+def _train(args) -> int:
+    from lmguide import train
+
+    train.main(args.rest)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="lmguide", description="lmguide: LLMs vs SLMs, offline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    models = sub.add_parser("models", help="prepare or list the model zoo")
+    msub = models.add_subparsers(dest="action", required=True)
+    prep = msub.add_parser("prepare", help="one-time conversion and verification of every model")
+    prep.add_argument("--force", action="store_true", help="redo conversions even if cached")
+    prep.set_defaults(func=_prepare)
+    msub.add_parser("list", help="print the zoo table").set_defaults(func=_list)
+    sub.add_parser("doctor", help="check versions, threads, network and models").set_defaults(func=_doctor)
+    tr = sub.add_parser("train", help="train an AustenGPT model (see python -m lmguide.train -h)")
+    tr.add_argument("rest", nargs=argparse.REMAINDER)
+    tr.set_defaults(func=_train)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

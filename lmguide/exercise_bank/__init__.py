@@ -1,0 +1,4 @@
+"""Exercise definitions, one module per notebook (``nb00.py``, ``nb02.py``...).
+
+Each module registers its exercises with ``@lmguide.exercises.register("nbNN.name")``.
+"""

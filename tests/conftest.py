@@ -1,0 +1,25 @@
+"""Shared test setup: no network, fixed threads and seeds, quiet model loading."""
+import os
+
+# Set before transformers is imported anywhere: no Hub calls, ever, from the tests.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(123)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_loading():
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()

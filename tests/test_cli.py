@@ -1,0 +1,22 @@
+from lmguide import cli, zoo
+
+
+def test_models_list_prints_every_model(capsys):
+    assert cli.main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in zoo.names())
+    assert "MiB" in out and "PyPI" in out
+
+
+def test_models_prepare_is_idempotent(capsys):
+    assert cli.main(["models", "prepare"]) == 0
+    out = capsys.readouterr().out
+    assert "converting" not in out  # already prepared: nothing redone
+    assert out.count(": ok") == len(zoo.names())
+
+
+def test_doctor_reports_offline_and_all_models(capsys):
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "offline" in out and "All good." in out
+    assert all(f"model {name}" in out for name in zoo.names())

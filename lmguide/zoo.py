@@ -284,3 +284,34 @@ def format_table(rows: list[dict] | None = None) -> str:
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     line = lambda r: "  ".join(str(r[c]).ljust(widths[c]) for c in cols).rstrip()
     return "\n".join([line({c: c for c in cols}), line({c: "-" * widths[c] for c in cols})] + [line(r) for r in rows])
+
+
+def ship(src: str | Path, name: str, kind: str, description: str, licence: str = "MIT",
+         source: str = "lmguide (trained by this project)") -> Path:
+    """Copy a trained model's files into ``lmguide/weights/name`` and record their sha256 in ``zoo.json``.
+
+    Only what ``from_pretrained`` reads is copied (weights, config, tokenizer); the model card
+    (README.md) and training report travel along but are not hashed, so they can be edited.
+    """
+    import math
+
+    from safetensors import safe_open
+
+    src, dest = Path(src), WEIGHTS / name
+    keep = [p for p in sorted(src.iterdir()) if p.is_file() and (
+        p.suffix in (".safetensors", ".json", ".jinja", ".txt") or p.name == "README.md")]
+    if not any(p.suffix == ".safetensors" for p in keep):
+        raise ValueError(f"{src} holds no .safetensors weights")
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in keep:
+        if p.name != "zoo.json":
+            shutil.copy2(p, dest / p.name)
+    with safe_open(str(dest / "model.safetensors"), "pt") as f:  # tied weights are stored once
+        n_params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    hashed = {p.name: sha256(dest / p.name) for p in sorted(dest.iterdir())
+              if p.name not in ("zoo.json", "README.md", "training.json")}
+    info = {"name": name, "kind": kind, "parameters": n_params, "source": source, "licence": licence,
+            "files": hashed, "description": description}
+    (dest / "zoo.json").write_text(json.dumps(info, indent=1) + "\n")
+    ENTRIES[name] = Entry(**info)
+    return dest

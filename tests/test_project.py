@@ -1,0 +1,38 @@
+"""The project's own promises: Quickstart lines, Binder config, CI calling the test line."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quickstart_lines():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quickstart\s+```bash\n(.*?)```", readme, re.S).group(1)
+    return [l for l in block.splitlines() if l.strip()]
+
+
+def test_readme_quickstart_is_exactly_two_lines_lab_and_test():
+    lines = quickstart_lines()
+    assert len(lines) == 2
+    assert lines[0].startswith("bash scripts/quickstart.sh lab")
+    assert lines[1].startswith("bash scripts/quickstart.sh test")
+
+
+def test_ci_runs_the_readme_test_line():
+    test_command = quickstart_lines()[1].split("#")[0].strip()
+    assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_binder_environment_matches_the_top_level_one():
+    assert (ROOT / "binder" / "environment.yml").read_text() == (ROOT / "environment.yml").read_text()
+
+
+def test_every_notebook_is_listed_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert nb.stem in readme, f"{nb.name} is missing from the README's notebook table"
+
+
+def test_model_packages_are_pinned():
+    reqs = [l.split("#")[0].strip() for l in (ROOT / "requirements-models.txt").read_text().splitlines()]
+    assert all("==" in r for r in reqs if r)

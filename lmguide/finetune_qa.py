@@ -1,0 +1,289 @@
+"""Fine-tune MiniLM for extractive QA on the lmguide QA set, then score it on the dev set.
+
+    python -m lmguide.finetune_qa --out lmguide/weights/minilm-qa --epochs 3 --threads 2
+
+Steps: cut each (question, context) into windows of ``max_length`` tokens and mark the
+answer's first and last token in each window ([CLS] when the answer is not wholly in it);
+ask a quarter of the questions again of a passage without their answer, labelled [CLS], so
+that the no-answer score is trained too; put a new 2-output linear head (start, end) on the
+all-MiniLM-L6-v2 encoder; train with AdamW and a linear warm-up/decay schedule; decode the
+dev set with ``lmguide.qa``; save float16 safetensors, the tokenizer, ``README.md`` (model
+card), ``training.json`` and ``zoo.json`` (so that ``lmguide.zoo`` lists the folder when it is ``lmguide/weights/minilm-qa``).
+Windows are 384 tokens, not 256: some passages are longer than 256, and each batch is cut to
+its longest window, so the unused padding costs nothing.
+Only local folders are read (``HF_HUB_OFFLINE=1``); the same command gives the same weights.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from lmguide import qa
+
+DATA_DIR = Path(__file__).resolve().parent / "assets" / "qa"
+
+
+def first_questions(dataset: dict, n: int | None) -> dict:
+    """A copy of a SQuAD dict keeping only its first ``n`` questions (all when ``n`` is None)."""
+    if n is None:
+        return dataset
+    kept, data = 0, []
+    for article in dataset["data"]:
+        paragraphs = []
+        for paragraph in article["paragraphs"]:
+            qas = paragraph["qas"][:max(0, n - kept)]
+            kept += len(qas)
+            if qas:
+                paragraphs.append({**paragraph, "qas": qas})
+        if paragraphs:
+            data.append({**article, "paragraphs": paragraphs})
+    return {**dataset, "data": data}
+
+
+def unanswerable(dataset: dict, fraction: float, seed: int = 1234) -> dict:
+    """Questions asked of the wrong passage, with no answer (as in SQuAD 2), to train the null score.
+
+    A ``fraction`` of the questions (picked with ``seed``) is paired with a passage from
+    another title that does not contain the answer text; its ``answers`` list is empty, so
+    ``prepare_train_features`` labels it [CLS]. Without these, [CLS] is never a target when
+    every passage fits in one window, and the no-answer rule in ``lmguide.qa`` has nothing to read.
+    """
+    rng = random.Random(seed)
+    questions = list(qa.iter_questions(dataset))
+    passages = list(dict.fromkeys((q["title"], q["context"]) for q in questions))  # unique, in order
+    paragraphs = []
+    for q in rng.sample(questions, round(fraction * len(questions))):
+        others = [c for title, c in passages if title != q["title"] and q["answers"][0] not in c]
+        if others:
+            paragraphs.append({"context": rng.choice(others), "qas": [
+                {"id": f"{q['id']}-unanswerable", "question": q["question"], "answers": []}]})
+    return {"version": "1.1-unanswerable", "data": [{"title": "unanswerable", "paragraphs": paragraphs}]}
+
+
+def prepare_train_features(dataset: dict, tokenizer, max_length: int = 384, stride: int = 128) -> dict:
+    """Tokenize every question with its context into windows; label the answer's token span.
+
+    Returns tensors ``input_ids``, ``token_type_ids``, ``attention_mask`` (W, max_length) and
+    ``start_positions``, ``end_positions`` (W,), plus ``question_index`` (W,): which question
+    each window came from. A window that does not hold the whole answer (or a question with
+    no answer) is labelled (0, 0), the [CLS] token, which the no-answer rule in ``lmguide.qa`` reads.
+    """
+    questions = list(qa.iter_questions(dataset))
+    enc = tokenizer([q["question"] for q in questions], [q["context"] for q in questions],
+                    truncation="only_second", max_length=max_length, stride=stride,
+                    return_overflowing_tokens=True, return_offsets_mapping=True,
+                    padding="max_length", return_tensors="pt")
+    question_index = enc.pop("overflow_to_sample_mapping")  # (W,)
+    offsets = enc.pop("offset_mapping").tolist()            # (W, T, 2) characters of each token
+    starts, ends = [], []
+    for w, q in enumerate(question_index.tolist()):
+        context_tokens = [i for i, sid in enumerate(enc.sequence_ids(w)) if sid == 1]
+        first, last = context_tokens[0], context_tokens[-1]
+        a_start = questions[q]["answer_starts"][0] if questions[q]["answers"] else -1
+        a_end = a_start + len(questions[q]["answers"][0]) if questions[q]["answers"] else -1
+        if a_start < 0 or offsets[w][first][0] > a_start or offsets[w][last][1] < a_end:
+            starts.append(0)  # answer not wholly in this window: point at [CLS]
+            ends.append(0)
+        else:
+            starts.append(max(i for i in context_tokens if offsets[w][i][0] <= a_start))
+            ends.append(min(i for i in context_tokens if offsets[w][i][1] >= a_end))
+    return {**enc, "start_positions": torch.tensor(starts), "end_positions": torch.tensor(ends),
+            "question_index": question_index}
+
+
+def new_qa_model(base_dir: str | Path, seed: int = 1234):
+    """The base encoder's weights under a new, seeded, random QA head (start and end logits)."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForQuestionAnswering
+
+    config = AutoConfig.from_pretrained(base_dir, local_files_only=True)
+    torch.manual_seed(seed)
+    model = AutoModelForQuestionAnswering.from_config(config)
+    # Load the encoder ourselves rather than via from_pretrained, which would print a report
+    # saying the QA head is new (we know) and the pooler is unused (QA reads token vectors).
+    state = load_file(str(Path(base_dir) / "model.safetensors"))
+    encoder = {k: v for k, v in state.items() if not k.startswith("pooler.") and k != "embeddings.position_ids"}
+    model.base_model.load_state_dict(encoder, strict=True)
+    return model
+
+
+def train(model, features: dict, epochs: int, batch_size: int = 8, lr: float = 5e-5,
+          warmup: float = 0.1, seed: int = 1234, progress: bool = True) -> list[float]:
+    """Fine-tune ``model`` on ``features`` in place; returns the mean loss of each epoch."""
+    n = len(features["input_ids"])
+    steps = epochs * math.ceil(n / batch_size)
+    warmup_steps = max(1, int(warmup * steps))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(   # linear up to lr, then linear down to 0
+        optimizer, lambda s: min((s + 1) / warmup_steps, max(0.0, (steps - s) / (steps - warmup_steps + 1))))
+    generator = torch.Generator().manual_seed(seed)
+    names = ("input_ids", "token_type_ids", "attention_mask", "start_positions", "end_positions")
+    model.train()
+    history = []
+    with tqdm(total=steps, desc="fine-tuning", unit="step", disable=not progress) as bar:
+        for epoch in range(epochs):
+            order, losses = torch.randperm(n, generator=generator), []
+            for i in range(0, n, batch_size):
+                batch = {k: features[k][order[i:i + batch_size]] for k in names}
+                width = int(batch["attention_mask"].sum(dim=1).max())  # drop all-padding columns: faster
+                for k in ("input_ids", "token_type_ids", "attention_mask"):
+                    batch[k] = batch[k][:, :width]                      # (b, width)
+                loss = model(**batch).loss  # mean of start and end cross-entropies
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad()
+                losses.append(loss.item())
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+                bar.update()
+            history.append(sum(losses) / len(losses))
+    model.eval()
+    return history
+
+
+def evaluate(model, tokenizer, dataset: dict, max_length: int = 384, stride: int = 128, seed: int = 1234) -> dict:
+    """Dev-set exact match and F1 (percent, always answering: SQuAD v1.1 has no unanswerable
+    questions), and how often the no-answer rule (margin 0) abstains on answerable questions and
+    on half of them asked of a passage without the answer."""
+    def ask(data):
+        questions = list(qa.iter_questions(data))
+        pairs = [(q["question"], q["context"]) for q in questions]
+        return questions, qa.answer_many(pairs, model, tokenizer, max_length=max_length, stride=stride,
+                                         null_margin=math.inf)
+
+    def abstained(results):
+        return 100 * sum(r["null_score"] > r["score"] for r in results) / max(1, len(results))
+
+    questions, results = ask(dataset)
+    scores = qa.squad_evaluate({q["id"]: r["answer"] for q, r in zip(questions, results)}, dataset)
+    _, wrong_passage = ask(unanswerable(dataset, 0.5, seed))
+    return {**scores, "no_answer_when_answerable": abstained(results),
+            "no_answer_when_unanswerable": abstained(wrong_passage), "unanswerable_count": len(wrong_passage)}
+
+
+def model_card(info: dict) -> str:
+    dev = info["dev"]
+    return f"""# minilm-qa: all-MiniLM-L6-v2 fine-tuned for extractive QA
+
+- Base model: `{info['base_model']}` (sentence-transformers/all-MiniLM-L6-v2, 6 layers, hidden 384)
+- Task head: a new linear layer giving start and end logits per token (`BertForQuestionAnswering`)
+- Training data: `{info['train_file']}` ({info['train_questions']} questions; sha256 `{info['train_sha256'][:16]}...`),
+  hand-written questions on Austen passages and lmguide team texts, plus {info['unanswerable_questions']}
+  of those questions paired with a passage without their answer (labelled "no answer", [CLS]);
+  {info['train_windows']} windows in all
+- Dev data: `{info['dev_file']}` ({dev['count']} questions on passages not used in training;
+  sha256 `{info['dev_sha256'][:16]}...`)
+- Training: {info['epochs']} epoch(s), batch {info['batch_size']}, AdamW lr {info['lr']} with linear warm-up/decay,
+  max_length {info['max_length']}, stride {info['stride']}, seed {info['seed']}, {info['threads']} CPU thread(s)
+- Wall time: {info['train_seconds']:.0f} s training ({info['windows_per_second']:.2f} windows/s), torch {info['torch']},
+  transformers {info['transformers']}
+- Dev exact match {dev['exact_match']:.1f}, F1 {dev['f1']:.1f} (SQuAD v1.1 metrics, `lmguide.qa` decoding, always answering)
+- No-answer rule (null_margin 0): says "no answer" to {dev['no_answer_when_answerable']:.0f}% of answerable dev questions
+  and to {dev['no_answer_when_unanswerable']:.0f}% of {dev['unanswerable_count']} dev questions asked of a passage without the answer
+- File: `model.safetensors`, float16, {info['model_bytes'] / 1e6:.1f} MB
+
+Load with `lmguide.qa.load_qa_model(path)` (float32 on CPU). Decode with max_length {info['max_length']}
+and stride {info['stride']}, as in training. Made by `python -m lmguide.finetune_qa`; see `training.json`.
+"""
+
+
+def write_zoo_card(out: Path, parameters: int) -> None:
+    """``zoo.json``: what ``lmguide.zoo`` needs to list the model and check its files by sha256."""
+    files = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
+    card = {"name": out.name, "kind": "question-answering", "parameters": parameters,
+            "source": "lmguide (all-MiniLM-L6-v2 fine-tuned by python -m lmguide.finetune_qa)",
+            "licence": "Apache-2.0", "files": {f: sha256(out / f) for f in files},
+            "description": "MiniLM-L6 with a QA head: extractive answers as spans of a passage"}
+    (out / "zoo.json").write_text(json.dumps(card, indent=1) + "\n")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, type=Path, help="folder for the fine-tuned model")
+    parser.add_argument("--base", type=Path, help="base encoder folder (default: zoo 'minilm-l6')")
+    parser.add_argument("--train", type=Path, default=DATA_DIR / "train.json")
+    parser.add_argument("--dev", type=Path, default=DATA_DIR / "dev.json")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--max-length", type=int, default=384)
+    parser.add_argument("--stride", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--unanswerable", type=float, default=0.25,
+                        help="add this fraction of questions again, paired with a passage without their answer")
+    parser.add_argument("--limit", type=int, help="train on the first N questions only (a quick check)")
+    parser.add_argument("--dev-limit", type=int, help="evaluate on the first N dev questions only")
+    args = parser.parse_args(argv)
+
+    os.environ["HF_HUB_OFFLINE"] = "1"  # documented: this run never touches the network
+    import transformers
+    from transformers import AutoTokenizer
+
+    torch.set_num_threads(args.threads)
+    if args.base is None:
+        from lmguide import zoo
+
+        args.base = Path(zoo.path("minilm-l6"))
+    train_set = first_questions(qa.load_squad(args.train), args.limit)
+    dev_set = first_questions(qa.load_squad(args.dev), args.dev_limit)
+    tokenizer = AutoTokenizer.from_pretrained(args.base, local_files_only=True)
+    negatives = unanswerable(train_set, args.unanswerable, args.seed)
+    n_questions = len(list(qa.iter_questions(train_set)))
+    n_negatives = len(list(qa.iter_questions(negatives)))
+    features = prepare_train_features({**train_set, "data": train_set["data"] + negatives["data"]},
+                                      tokenizer, args.max_length, args.stride)
+    n_windows = len(features["input_ids"])
+    print(f"train: {n_questions} questions + {n_negatives} unanswerable -> {n_windows} windows "
+          f"of <= {args.max_length} tokens")
+
+    model = new_qa_model(args.base, args.seed)
+    began = time.perf_counter()
+    history = train(model, features, args.epochs, args.batch_size, args.lr, seed=args.seed)
+    train_seconds = time.perf_counter() - began
+
+    from lmguide import zoo
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with zoo.progress_bars(False):  # no "Writing model shards" bar
+        model.half().save_pretrained(args.out)  # float16 halves the file; we load it back as float32
+    tokenizer.save_pretrained(args.out)
+    shipped, _ = qa.load_qa_model(args.out)  # score the weights as saved, rounding included
+    dev = evaluate(shipped, tokenizer, dev_set, args.max_length, args.stride, args.seed)
+    info = {
+        "base_model": str(args.base), "train_file": str(args.train), "dev_file": str(args.dev),
+        "train_sha256": sha256(args.train), "dev_sha256": sha256(args.dev),
+        "train_questions": n_questions, "unanswerable": args.unanswerable,
+        "unanswerable_questions": n_negatives, "train_windows": n_windows, "epochs": args.epochs,
+        "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length, "stride": args.stride,
+        "seed": args.seed, "threads": args.threads, "limit": args.limit, "dev_limit": args.dev_limit,
+        "train_seconds": round(train_seconds, 1),
+        "windows_per_second": round(args.epochs * n_windows / train_seconds, 3),
+        "loss_per_epoch": [round(x, 4) for x in history], "dev": dev,
+        "model_bytes": (args.out / "model.safetensors").stat().st_size,
+        "torch": torch.__version__, "transformers": transformers.__version__,
+    }
+    (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    (args.out / "README.md").write_text(model_card(info))
+    write_zoo_card(args.out, sum(p.numel() for p in shipped.parameters()))
+    print(f"dev: exact match {dev['exact_match']:.1f}, F1 {dev['f1']:.1f} on {dev['count']} questions; "
+          f"{train_seconds:.0f} s training; saved to {args.out}")
+    return info
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""Extractive question answering: the answer is a span copied out of the context.
+
+A QA head on an encoder (MiniLM + one linear layer) gives every token two logits:
+how much the answer *starts* there and how much it *ends* there. Decoding picks the
+pair with the largest ``start + end`` among legal spans (start <= end, both in the
+context, at most ``max_answer_len`` tokens); taking the two argmaxes separately can
+give an end before the start, or a span inside the question.
+
+Contexts longer than the window are cut into overlapping windows (``stride`` tokens
+shared between neighbours, so an answer cut by one border is whole in the next); the
+best span over all windows wins, mapped back to characters with the offset mapping.
+
+No-answer rule: position 0 ([CLS]) is where training points when the answer is not
+in a window, so ``null_score = start[0] + end[0]``. Over windows we keep the smallest
+null score (a question is unanswerable only if every window says so) and answer ""
+when ``null_score > score + null_margin``. ``null_margin=math.inf`` never abstains
+(use it for SQuAD v1.1, where every question has an answer).
+
+Metrics follow the official SQuAD v1.1 script (lowercase, drop punctuation and the
+articles a/an/the, collapse spaces; F1 over word bags; best over gold answers), except
+that two answers that normalise to nothing count as equal (F1 1, as in SQuAD v2), so
+that an exact match always has F1 1.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import math
+import re
+import string
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+# ---------------------------------------------------------------------------- metrics
+
+_PUNCTUATION = set(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lowercase, no punctuation, no a/an/the, single spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, truth: str) -> float:
+    """1.0 when the two answers are equal after normalisation, else 0.0."""
+    return float(normalize_answer(prediction) == normalize_answer(truth))
+
+
+def f1_score(prediction: str, truth: str) -> float:
+    """Harmonic mean of word precision and recall between two answers, in [0, 1]."""
+    pred_words, true_words = normalize_answer(prediction).split(), normalize_answer(truth).split()
+    if not pred_words or not true_words:
+        return float(pred_words == true_words)  # both empty: equal; one empty: nothing in common
+    common = collections.Counter(pred_words) & collections.Counter(true_words)
+    overlap = sum(common.values())
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(pred_words), overlap / len(true_words)
+    return 2 * precision * recall / (precision + recall)
+
+
+def iter_questions(dataset: dict):
+    """Yield one dict per question of a SQuAD dict: id, title, question, context, answers, answer_starts."""
+    for article in dataset["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                yield {"id": qa["id"], "title": article.get("title", ""), "question": qa["question"],
+                       "context": paragraph["context"], "answers": [a["text"] for a in qa["answers"]],
+                       "answer_starts": [a["answer_start"] for a in qa["answers"]]}
+
+
+def squad_evaluate(predictions: dict[str, str], dataset: dict) -> dict:
+    """Exact match and F1 in percent (best over each question's gold answers), plus the count."""
+    questions = list(iter_questions(dataset))
+    known = {q["id"] for q in questions}
+    unknown = sorted(set(predictions) - known)
+    missing = [q["id"] for q in questions if q["id"] not in predictions]
+    if not questions:
+        raise ValueError("the dataset has no questions; pass a SQuAD dict such as load_split('dev')")
+    if unknown:
+        raise ValueError(f"predictions has {len(unknown)} id(s) not in the dataset (first: {unknown[0]!r}); "
+                         f"evaluate on the dataset you predicted from")
+    if missing:
+        raise ValueError(f"predictions lack {len(missing)} of {len(questions)} question ids (first: "
+                         f"{missing[0]!r}); predict every question or evaluate on a smaller dataset")
+    em = sum(max(exact_match(predictions[q["id"]], a) for a in q["answers"]) for q in questions)
+    f1 = sum(max(f1_score(predictions[q["id"]], a) for a in q["answers"]) for q in questions)
+    return {"exact_match": 100 * em / len(questions), "f1": 100 * f1 / len(questions), "count": len(questions)}
+
+
+# ---------------------------------------------------------------------- span decoding
+
+
+def best_span(start_logits, end_logits, context_mask, max_answer_len: int = 30,
+              top_n: int | None = 20) -> tuple[int, int, float]:
+    """The legal token span (start, end) with the largest start + end logit, and that score.
+
+    Legal: start <= end, both where ``context_mask`` is True, end - start + 1 <= max_answer_len.
+    ``top_n`` pairs only the top_n starts with the top_n ends (the usual shortcut); if none of
+    those pairs is legal, or ``top_n`` is None, every pair is searched, so a legal span always comes back.
+    """
+    start = torch.as_tensor(start_logits, dtype=torch.float32)
+    end = torch.as_tensor(end_logits, dtype=torch.float32)
+    mask = torch.as_tensor(context_mask, dtype=torch.bool)
+    if start.dim() != 1 or end.shape != start.shape or mask.shape != start.shape:
+        raise ValueError(f"best_span needs three 1-D sequences of one length (got {tuple(start.shape)}, "
+                         f"{tuple(end.shape)}, {tuple(mask.shape)}); pass one window's logits at a time")
+    if max_answer_len < 1:
+        raise ValueError(f"max_answer_len must be >= 1 (got {max_answer_len})")
+    if not mask.any():
+        raise ValueError("context_mask has no True position, so there is no span to choose; "
+                         "mark the context tokens (sequence id 1) as True")
+    if not (torch.isfinite(start).all() and torch.isfinite(end).all()):
+        raise ValueError("the logits contain inf or nan; check the model output before decoding")
+    positions = torch.arange(start.shape[0])
+    length = positions[None, :] - positions[:, None] + 1           # (T, T): tokens in span i..j
+    legal = (length >= 1) & (length <= max_answer_len) & mask[:, None] & mask[None, :]  # (T, T)
+    if top_n:
+        k = min(top_n, int(mask.sum()))
+        top_starts = start.masked_fill(~mask, -math.inf).topk(k).indices   # (k,)
+        top_ends = end.masked_fill(~mask, -math.inf).topk(k).indices       # (k,)
+        shortlist = torch.zeros_like(legal)
+        shortlist[top_starts[:, None], top_ends[None, :]] = True
+        if (legal & shortlist).any():
+            legal = legal & shortlist
+    scores = (start[:, None] + end[None, :]).masked_fill(~legal, -math.inf)  # (T, T)
+    s, e = divmod(int(scores.argmax()), start.shape[0])
+    return s, e, float(scores[s, e])
+
+
+def _check_pair(question, context, tokenizer, max_length: int, stride: int) -> None:
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError(f"the question is empty ({question!r}); ask it in words, e.g. 'Who is Mr Darcy?'")
+    if not isinstance(context, str) or not context.strip():
+        raise ValueError(f"the context is empty ({context!r}); pass the passage that should hold the answer")
+    n_question = len(tokenizer(question, add_special_tokens=False)["input_ids"])
+    room = max_length - n_question - tokenizer.num_special_tokens_to_add(pair=True)
+    if room <= stride:  # the tokenizer would panic (a Rust error, not a Python one)
+        raise ValueError(f"the question takes {n_question} tokens, leaving {room} context tokens per window of "
+                         f"max_length={max_length}, not more than stride={stride}; shorten the question, "
+                         f"raise max_length or lower stride")
+
+
+@torch.no_grad()
+def answer_many(pairs: list[tuple[str, str]], model, tokenizer, max_length: int = 384, stride: int = 128,
+                max_answer_len: int = 30, null_margin: float = 0.0, top_n: int | None = 20,
+                batch_size: int = 16) -> list[dict]:
+    """Answer each (question, context) pair; one result dict per pair, as in ``answer_question``."""
+    pairs = list(pairs)
+    for question, context in pairs:
+        _check_pair(question, context, tokenizer, max_length, stride)
+    if not pairs:
+        return []
+    enc = tokenizer([q for q, _ in pairs], [c for _, c in pairs], truncation="only_second",
+                    max_length=max_length, stride=stride, return_overflowing_tokens=True,
+                    return_offsets_mapping=True, padding=True, return_tensors="pt")
+    pair_of_window = enc.pop("overflow_to_sample_mapping").tolist()   # (W,) which pair each window is from
+    offsets = enc.pop("offset_mapping").tolist()                      # (W, T, 2) character span of each token
+    model.eval()
+    device = next(model.parameters()).device
+    starts, ends = [], []
+    for i in range(0, len(pair_of_window), batch_size):
+        out = model(**{name: v[i:i + batch_size].to(device) for name, v in enc.items()})
+        starts.append(out.start_logits.float().cpu())                 # (b, T)
+        ends.append(out.end_logits.float().cpu())
+    start_logits, end_logits = torch.cat(starts), torch.cat(ends)     # (W, T)
+
+    best = [None] * len(pairs)          # per pair: (score, start char, end char)
+    null = [math.inf] * len(pairs)      # per pair: smallest [CLS] score over its windows
+    for w, p in enumerate(pair_of_window):
+        context_mask = [sid == 1 for sid in enc.sequence_ids(w)]
+        s, e, score = best_span(start_logits[w], end_logits[w], context_mask, max_answer_len, top_n)
+        null[p] = min(null[p], float(start_logits[w, 0] + end_logits[w, 0]))
+        if best[p] is None or score > best[p][0]:
+            best[p] = (score, offsets[w][s][0], offsets[w][e][1])
+    results = []
+    for (question, context), (score, a, b), null_score in zip(pairs, best, null):
+        answer = "" if null_score > score + null_margin else context[a:b]
+        results.append({"answer": answer, "start": a, "end": b, "score": score, "null_score": null_score})
+    return results
+
+
+def answer_question(question: str, context: str, model, tokenizer, max_length: int = 384, stride: int = 128,
+                    max_answer_len: int = 30, null_margin: float = 0.0, top_n: int | None = 20) -> dict:
+    """Answer one question from ``context``.
+
+    Returns ``{"answer", "start", "end", "score", "null_score"}``: ``start``/``end`` are the
+    character offsets of the best span (``context[start:end]``), given even when ``answer``
+    is "" because the no-answer rule (module docstring) chose to abstain.
+    """
+    return answer_many([(question, context)], model, tokenizer, max_length=max_length, stride=stride,
+                       max_answer_len=max_answer_len, null_margin=null_margin, top_n=top_n)[0]
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def _positions(text: str, part: str) -> list[int]:
+    """Every index where ``part`` starts in ``text`` (overlaps included)."""
+    found, i = [], text.find(part)
+    while i != -1:
+        found.append(i)
+        i = text.find(part, i + 1)
+    return found
+
+
+def build_squad(records: list[dict]) -> dict:
+    """Turn hand-written records into a SQuAD v1.1 dict (one article per ``source``).
+
+    A record is ``{"id", "source", "context", "qas": [{"question", "answer", "occurrence"?}]}``;
+    ``answer`` must be copied exactly from the context and ``occurrence`` (from 0) says which
+    copy is meant. Question ids are ``"{record id}-{question index}"``.
+    """
+    articles: dict[str, list[dict]] = {}
+    seen: set[str] = set()
+    for n, record in enumerate(records):
+        label = f"record {record.get('id', f'#{n}')!r}"
+        for key in ("id", "source", "context", "qas"):
+            if key not in record:
+                raise ValueError(f"{label} has no {key!r} field; every record needs id, source, context and qas")
+        if record["id"] in seen:
+            raise ValueError(f"{label} appears twice; give every record its own id")
+        seen.add(record["id"])
+        context = record["context"]
+        if not isinstance(context, str) or not context.strip():
+            raise ValueError(f"{label} has an empty context; paste the passage into 'context'")
+        if not record["qas"]:
+            raise ValueError(f"{label} has no questions; add at least one to 'qas' or drop the record")
+        qas = []
+        for q, item in enumerate(record["qas"]):
+            where = f"{label} question {q}"
+            question, answer = item.get("question", ""), item.get("answer", "")
+            occurrence = item.get("occurrence", 0)
+            if not isinstance(question, str) or not question.strip():
+                raise ValueError(f"{where} has an empty question; write the question in 'question'")
+            if not isinstance(answer, str) or not answer or answer != answer.strip():
+                raise ValueError(f"{where}: answer {answer!r} is empty or has spaces at its ends; "
+                                 f"copy the answer text exactly, without surrounding spaces")
+            starts = _positions(context, answer)
+            if not starts:
+                raise ValueError(f"{where}: answer {answer!r} is not in its context; copy it exactly "
+                                 f"from the context (same spelling, case and punctuation)")
+            if not isinstance(occurrence, int) or not 0 <= occurrence < len(starts):
+                raise ValueError(f"{where}: occurrence={occurrence!r} but {answer!r} occurs {len(starts)} "
+                                 f"time(s) in the context; use 0 to {len(starts) - 1} (counted from 0)")
+            qas.append({"id": f"{record['id']}-{q}", "question": question,
+                        "answers": [{"text": answer, "answer_start": starts[occurrence]}]})
+        articles.setdefault(record["source"], []).append({"context": context, "qas": qas})
+    return {"version": "1.1", "data": [{"title": title, "paragraphs": paragraphs}
+                                       for title, paragraphs in articles.items()]}
+
+
+def check_squad(dataset: dict) -> dict:
+    """Raise a ValueError naming the first question whose answer is not at its answer_start."""
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
+        raise ValueError("a SQuAD dataset is a dict with a 'data' list; build one with build_squad(records)")
+    ids = set()
+    for q in iter_questions(dataset):
+        if q["id"] in ids:
+            raise ValueError(f"question id {q['id']!r} appears twice; ids must be unique")
+        ids.add(q["id"])
+        for text, start in zip(q["answers"], q["answer_starts"]):
+            if q["context"][start:start + len(text)] != text:
+                raise ValueError(f"question {q['id']!r}: answer {text!r} is not at answer_start={start}; "
+                                 f"rebuild the file with scripts/build_qa_data.py")
+    return dataset
+
+
+def load_squad(path: str | Path) -> dict:
+    """Read and check a SQuAD v1.1 JSON file."""
+    return check_squad(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def load_split(split: str) -> dict:
+    """The shipped QA data: ``"train"`` or ``"dev"`` (built by scripts/build_qa_data.py)."""
+    if split not in ("train", "dev"):
+        raise ValueError(f"unknown QA split {split!r}; use 'train' or 'dev'")
+    raw = resources.files("lmguide.assets").joinpath("qa", f"{split}.json").read_text(encoding="utf-8")
+    return check_squad(json.loads(raw))
+
+
+def load_qa_model(model_dir: str | Path | None = None):
+    """Load a QA model and its tokenizer from a local folder (default: the zoo's "minilm-qa").
+
+    Returns ``(model, tokenizer)``, the model in float32 (the file may be float16) and eval mode.
+    """
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from lmguide import zoo
+
+    if model_dir is None:
+        model_dir = zoo.path("minilm-qa")
+    with zoo.progress_bars(False):  # the "Loading weights" bar would go to stderr
+        # dtype: transformers 5 loads in the file's dtype by default ("auto"); compute in float32 on CPU
+        model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch.float32,
+                                                              local_files_only=True)
+    return model.eval(), AutoTokenizer.from_pretrained(model_dir, local_files_only=True)

@@ -44,7 +44,7 @@ class TrainConfig:
 PRESETS = {
     "large": TrainConfig(n_layer=8, n_head=8, n_embd=256, dropout=0.1, steps=3000, lr=2e-3,
                          warmup=300),
-    "small": TrainConfig(n_layer=4, n_head=5, n_embd=160, dropout=0.1, steps=4000, lr=3e-3,
+    "small": TrainConfig(n_layer=4, n_head=5, n_embd=160, dropout=0.1, steps=2000, lr=3e-3,
                          warmup=300),
     "tiny": TrainConfig(vocab_size=512, n_layer=2, n_head=2, n_embd=32, n_ctx=64, steps=30,
                         batch_size=4, warmup=5, eval_every=15),
@@ -179,7 +179,7 @@ def train(cfg: TrainConfig, out: Path, text: str, val_text: str, log=print) -> d
     report = {
         "config": dataclasses.asdict(cfg), "parameters": n_params, "train_tokens": int(len(ids)),
         "steps_done": cfg.steps, "wall_minutes": round(wall / 60, 1), "best_step": best[1],
-        "best_val_bits_per_byte": round(best[0], 4), "torch": torch.__version__, "history": history,
+        "best_val_bits_per_byte": round(best[0], 4), "torch": torch.__version__, "threads": torch.get_num_threads(), "history": history,
     }
     save(model, tokenizer, out, report)
     log(f"saved to {out} after {wall / 60:.1f} min")

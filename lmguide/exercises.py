@@ -21,6 +21,28 @@ from typing import Any, Callable
 _REGISTRY: dict[str, Callable[[], "Exercise"]] = {}
 
 
+class Result:
+    """What ``check`` returns: true when the answer is right; shows nothing in a notebook
+    (the printed message already said it all)."""
+
+    def __init__(self, ok: bool, message: str | None):
+        self.ok, self.message = ok, message
+
+    def __bool__(self):
+        return self.ok
+
+    def __eq__(self, other):
+        return bool(self) == other
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"Result(ok={self.ok})"
+
+    def _ipython_display_(self):
+        pass
+
+
 class Exercise:
     """One question. Subclasses set ``prompt``, ``hints``, ``solution_code`` and write ``solve``."""
 
@@ -46,7 +68,7 @@ class Exercise:
         return f"you gave {answer!r}; that is not it (check the hint)."
 
     # --- what learners call -----------------------------------------------------------
-    def check(self, answer: Any = None, *, quiet: bool = False) -> bool:
+    def check(self, answer: Any = None, *, quiet: bool = False) -> Result:
         """Say whether ``answer`` is right, with a specific message when it is not."""
         if answer is None or answer is Ellipsis:
             message = "no answer yet: replace the ... (or None) with your answer and run the cell again."
@@ -60,7 +82,7 @@ class Exercise:
         self.solved = self.solved or ok
         if not quiet:
             print(f"✓ Correct: {self.name}" if ok else f"✗ Not yet: {message}")
-        return ok
+        return Result(ok, message)
 
     def hint(self) -> None:
         """Show the next hint (they get more specific each time)."""

@@ -47,3 +47,38 @@ def gpt2_param_count(config) -> dict[str, int]:
         "non_embedding": non_embedding,
         "total": token_embedding + position_embedding + non_embedding,
     }
+
+
+# --- any model: count by part, from the parameter names ------------------------------------------
+PARTS = ("embeddings", "attention", "mlp", "norms", "other")
+
+
+def part_of(name: str) -> str:
+    """Which part of a transformer a parameter belongs to, judged from its name.
+
+    Works for GPT-2 (``wte``, ``attn``, ``mlp``, ``ln_1``), Llama/SmolLM2 (``embed_tokens``,
+    ``self_attn``, ``mlp``, ``input_layernorm``) and BERT/MiniLM (``embeddings``, ``attention``,
+    ``intermediate`` and ``output.dense`` for the MLP, ``LayerNorm``).
+    """
+    lowered = name.lower()
+    if "norm" in lowered or ".ln_" in lowered or lowered.startswith("ln_"):
+        return "norms"  # checked first: BERT keeps LayerNorms inside its embedding and attention modules
+    if "embed" in lowered or ".wte." in lowered or ".wpe." in lowered:
+        return "embeddings"
+    if "attn" in lowered or "attention" in lowered:
+        return "attention"
+    if ".mlp." in lowered or ".intermediate." in lowered or ".output.dense." in lowered:
+        return "mlp"  # BERT's MLP is intermediate (d -> 4d) + output.dense (4d -> d)
+    return "other"  # e.g. BERT's pooler, an untied LM head
+
+
+def count_by_part(model) -> dict[str, int]:
+    """Parameters of ``model`` per part (embeddings, attention, mlp, norms, other).
+
+    ``named_parameters()`` lists a tied weight once (under the embedding's name), so a tied LM
+    head is not counted twice; the values add up to ``sum(p.numel() for p in model.parameters())``.
+    """
+    counts = dict.fromkeys(PARTS, 0)
+    for name, p in model.named_parameters():
+        counts[part_of(name)] += p.numel()
+    return counts

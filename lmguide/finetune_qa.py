@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> dict:
     from transformers import AutoTokenizer
 
     torch.set_num_threads(args.threads)
+    base_is_zoo = args.base is None
     if args.base is None:
         from lmguide import zoo
 
@@ -265,7 +266,9 @@ def main(argv: list[str] | None = None) -> dict:
     shipped, _ = qa.load_qa_model(args.out)  # score the weights as saved, rounding included
     dev = evaluate(shipped, tokenizer, dev_set, args.max_length, args.stride, args.seed)
     info = {
-        "base_model": str(args.base), "train_file": str(args.train), "dev_file": str(args.dev),
+        # names, not machine paths: the card and report are committed with the weights
+        "base_model": "minilm-l6" if base_is_zoo else args.base.name,
+        "train_file": args.train.name, "dev_file": args.dev.name,
         "train_sha256": sha256(args.train), "dev_sha256": sha256(args.dev),
         "train_questions": n_questions, "unanswerable": args.unanswerable,
         "unanswerable_questions": n_negatives, "train_windows": n_windows, "epochs": args.epochs,

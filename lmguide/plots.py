@@ -212,20 +212,69 @@ def vocab_tradeoff(curve: dict, points: dict | None = None, *, d_model: int | No
 # --- functions for other notebooks go below (add, do not edit the ones above) -------------------
 
 
+# --- notebook 02: generation ------------------------------------------------------------------
+def top_tokens_bar(labels, probs, title: str = "Next-token probabilities", ax=None):
+    """Horizontal bars of next-token probabilities, the most likely token on top. Returns the figure.
+
+    ``labels`` are token strings; they are shown with ``ascii()`` so spaces and newlines are
+    visible and no character is missing from the font.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 1.5 + 0.3 * len(labels)), layout="constrained")
+    else:
+        fig = ax.figure
+    probs = [float(p) for p in probs]
+    y = range(len(probs))
+    ax.barh(y, probs, color="tab:blue")
+    ax.set_yticks(list(y), [ascii(s) for s in labels], fontsize=8)
+    ax.invert_yaxis()  # best first, at the top
+    ax.set_xlabel("probability of being the next token")
+    ax.set_ylabel("token (as text)")
+    ax.set_title(title)
+    return fig
+
+
+def kv_cache_times(rows, ax=None, title: str = "Greedy decoding time, with and without the KV cache"):
+    """Seconds vs number of new tokens, one line with the cache and one without (rows from
+    :func:`lmguide.bench.kv_cache_benchmark`). Returns the figure."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    else:
+        fig = ax.figure
+    n = [r["new tokens"] for r in rows]
+    ax.plot(n, [r["without cache s"] for r in rows], "o-", color="tab:red", label="without cache (recompute all)")
+    ax.plot(n, [r["with cache s"] for r in rows], "o-", color="tab:green", label="with KV cache")
+    ax.set_xlabel("new tokens generated")
+    ax.set_ylabel("time (s, median of repeats)")
+    ax.set_title(title)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
 # --- notebook 03: embeddings and search ------------------------------------------------------------
 def similarity_heatmap(similarity, labels, groups=None, *, title: str = "Cosine similarity of sentence embeddings"):
-    """A square similarity matrix with its texts as tick labels; lines between topic groups.
+    """A square similarity matrix with its texts as tick labels; frames around topic groups.
 
-    ``groups`` (one topic name per text, texts of a topic next to each other) draws a
-    frame around each topic's block, so clusters are easy to see. Returns the figure.
+    The diagonal (each text with itself, always 1) is greyed out so that the colour scale
+    spans the off-diagonal values, where the structure is. ``groups`` (one topic name per
+    text, texts of a topic next to each other) draws a frame around each topic's block.
+    Returns the figure.
     """
-    m = _array(similarity)
+    m = _array(similarity).astype(float)
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(labels):
         raise ValueError(f"similarity_heatmap needs an (N, N) matrix and N labels (got {m.shape} and "
                          f"{len(labels)} labels); pass cosine_similarity_matrix(v, v) and the texts")
     n = m.shape[0]
+    off = m.copy()
+    np.fill_diagonal(off, np.nan)  # NaN cells are drawn in the "bad" colour: grey
+    cmap = plt.get_cmap("viridis").copy()
+    cmap.set_bad("lightgrey")
     fig, ax = plt.subplots(figsize=(2.5 + 0.45 * n, 1.5 + 0.45 * n), layout="constrained")
-    image = ax.imshow(m, cmap="viridis", vmin=min(0.0, float(m.min())), vmax=1.0, interpolation="nearest")
+    lo, hi = float(np.nanmin(off)), float(np.nanmax(off))
+    image = ax.imshow(off, cmap=cmap, vmin=min(0.0, lo), vmax=hi, interpolation="nearest")
     ax.set_xticks(range(n), [str(s) for s in labels], rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(n), [str(s) for s in labels], fontsize=8)
     ax.set_xlabel("sentence")
@@ -233,8 +282,9 @@ def similarity_heatmap(similarity, labels, groups=None, *, title: str = "Cosine 
     ax.set_title(title)
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                    color="black" if m[i, j] > 0.6 else "white")
+            value = f"{m[i, j]:.2f}".replace("-0.00", "0.00")
+            bright = i == j or m[i, j] > min(0.0, lo) + 0.6 * (hi - min(0.0, lo))
+            ax.text(j, i, value, ha="center", va="center", fontsize=6, color="black" if bright else "white")
     if groups is not None:
         groups = list(groups)
         start = 0
@@ -244,46 +294,4 @@ def similarity_heatmap(similarity, labels, groups=None, *, title: str = "Cosine 
                                            fill=False, edgecolor="red", linewidth=1.5))
                 start = i
     fig.colorbar(image, ax=ax, label="cosine similarity (1 = same direction)", shrink=0.8)
-    return fig
-
-
-# --- notebook 02: generation --------------------------------------------------------------------
-def top_tokens_bar(labels, probs, *, title: str, ax=None):
-    """Next-token probabilities as horizontal bars, the most likely token on top. Returns the figure.
-
-    Labels are shown with ``ascii()`` so spaces and newlines are visible and no character is
-    missing from the font.
-    """
-    p = _array(probs).astype(float)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 0.25 * len(p) + 1.5), layout="constrained")
-    else:
-        fig = ax.figure
-    ax.barh(range(len(p)), p, color=PART_COLOURS["embeddings"])
-    ax.set_yticks(range(len(p)), [ascii(s) for s in labels], fontsize=8)
-    ax.invert_yaxis()  # best first, at the top
-    ax.set_xlabel("probability of being the next token")
-    ax.set_ylabel("token (as text)")
-    ax.set_title(title)
-    return fig
-
-
-def kv_cache_times(rows, *, title: str = "Greedy decoding time, with and without the KV cache", ax=None):
-    """Seconds vs new tokens, with and without the cache (rows of ``lmguide.bench.kv_cache_benchmark``).
-    Returns the figure."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    else:
-        fig = ax.figure
-    n = [r["new tokens"] for r in rows]
-    ax.plot(n, [r["without cache s"] for r in rows], "o-", color=PART_COLOURS["norms"],
-            label="without cache (re-read everything each step)")
-    ax.plot(n, [r["with cache s"] for r in rows], "o-", color=PART_COLOURS["mlp"], label="with KV cache")
-    ax.set_xlabel("new tokens generated")
-    ax.set_ylabel("time (s, median of repeats)")
-    ax.set_title(title)
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend()
     return fig

@@ -122,3 +122,35 @@ torch.isfinite(lg.sampling.top_p_filter(logits, {_P})).sum()
             return (f"you kept too many: the top {expected} already hold {sum(_PROBS[:expected]):.2f} >= {_P}, "
                     "and top-p keeps the smallest such set.")
         return message
+
+
+_PROMPT_TOKENS, _MAX_LENGTH = 12, 50
+
+
+@register("nb02.max_length")
+class MaxLength(NumberExercise):
+    prompt = (f"Your prompt is {_PROMPT_TOKENS} tokens long and you call "
+              f"model.generate(input_ids, max_length={_MAX_LENGTH}). The model never emits EOS. "
+              "How many NEW tokens do you get?")
+    hints = ("max_length is the length of the whole output sequence, prompt included.",
+             f"The output holds {_MAX_LENGTH} tokens; {_PROMPT_TOKENS} of them are the prompt.")
+    solution_code = f"""
+output = model.generate(input_ids, attention_mask=mask, max_length={_MAX_LENGTH})
+output.shape[1] - input_ids.shape[1]   # {_MAX_LENGTH} - {_PROMPT_TOKENS}; use max_new_tokens to ask for new ones
+"""
+    rel_tol = 0.0
+    wrong_example = _MAX_LENGTH
+
+    def solve(self):
+        return _MAX_LENGTH - _PROMPT_TOKENS
+
+    def diagnose(self, answer, expected):
+        message = super().diagnose(answer, expected)
+        if message is None or message.startswith("expected a number"):
+            return message
+        if float(answer) == _MAX_LENGTH:
+            return (f"max_length counts the prompt too: the output is {_MAX_LENGTH} tokens in all. "
+                    f"Only max_new_tokens={_MAX_LENGTH} would give {_MAX_LENGTH} new ones.")
+        if float(answer) == _MAX_LENGTH + _PROMPT_TOKENS:
+            return f"that is the output length with max_new_tokens={_MAX_LENGTH}; max_length includes the prompt."
+        return message

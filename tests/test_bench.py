@@ -1,0 +1,137 @@
+"""Timing helpers with a fake clock, the KV-cache benchmark on a tiny model, warning capture."""
+import logging
+import warnings
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from lmguide import bench
+from lmguide.sampling import greedy_generate
+
+torch.set_num_threads(1)
+
+
+class FakeClock:
+    """Returns the given instants one by one, so every timing is known in advance."""
+
+    def __init__(self, instants):
+        self.instants = list(instants)
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.instants.pop(0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(123)
+    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=100,
+                        bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    return GPT2LMHeadModel(config).eval()
+
+
+def test_time_call_warms_up_then_takes_the_median_of_repeats():
+    calls = []
+    clock = FakeClock([0.0, 1.0, 10.0, 13.0, 20.0, 22.0])  # runs of 1 s, 3 s, 2 s
+    timing = bench.time_call(lambda: calls.append(1), repeats=3, warmup=2, clock=clock)
+    assert len(calls) == 2 + 3  # warm-up runs are made but not timed
+    assert clock.calls == 6 and timing.seconds == [1.0, 3.0, 2.0]
+    assert timing.median == 2.0 and timing.best == 1.0 and timing.spread == 1.0
+
+
+def test_time_call_keeps_the_last_result():
+    values = iter(range(10))
+    assert bench.time_call(lambda: next(values), repeats=3, warmup=1).result == 3
+
+
+def test_median_ignores_one_slow_run():
+    clock = FakeClock([0, 1, 1, 2, 2, 30, 30, 31])  # 1 s, 1 s, 28 s (the machine was busy), 1 s
+    assert bench.time_call(lambda: None, repeats=4, warmup=0, clock=clock).median == 1.0
+
+
+def test_tokens_per_second_arithmetic():
+    assert bench.tokens_per_second(200, 4.0) == 50.0
+    assert bench.tokens_per_second(1, 0.001) == pytest.approx(1000.0)
+    with pytest.raises(ValueError, match=r"seconds must be > 0 \(got 0\)"):
+        bench.tokens_per_second(10, 0)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"repeats": 0}, r"repeats must be >= 1 \(got 0\)"),
+                                             ({"warmup": -1}, r"warmup must be >= 0 \(got -1\)")])
+def test_time_call_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        bench.time_call(lambda: None, **kwargs)
+
+
+def test_time_generation_counts_new_tokens_only(model):
+    ids = torch.randint(1, 100, (1, 5), generator=torch.Generator().manual_seed(0))
+    clock = FakeClock([0.0, 0.5, 1.0, 1.5, 2.0, 2.5])  # three runs of 0.5 s
+    row = bench.time_generation(model, ids, 10, repeats=3, warmup=1, clock=clock)
+    assert row["new tokens"] == 10 and row["median s"] == 0.5 and row["tokens/s"] == 20.0
+    assert row["runs"] == [0.5, 0.5, 0.5]
+
+
+def test_kv_cache_benchmark_same_tokens_and_one_row_per_length(model):
+    ids = torch.randint(1, 100, (1, 4), generator=torch.Generator().manual_seed(1))
+    rows = bench.kv_cache_benchmark(model, ids, lengths=[3, 8], repeats=2, warmup=1)
+    assert [r["new tokens"] for r in rows] == [3, 8]
+    for r in rows:
+        assert r["same tokens"] is True
+        assert r["with cache s"] > 0 and r["without cache s"] > 0
+        assert r["speedup"] == pytest.approx(r["without cache s"] / r["with cache s"])
+    # and the tokens it compared really are the greedy ones
+    assert torch.equal(greedy_generate(model, ids, 8), greedy_generate(model, ids, 8, use_cache=False))
+
+
+def test_kv_cache_benchmark_with_fake_clock_reports_speedup(model):
+    ids = torch.randint(1, 100, (1, 4), generator=torch.Generator().manual_seed(2))
+    # with cache: runs of 1 s and 3 s; without: runs of 4 s and 6 s (warm-up runs are not timed)
+    clock = FakeClock([0.0, 1.0, 2.0, 5.0, 10.0, 14.0, 20.0, 26.0])
+    (row,) = bench.kv_cache_benchmark(model, ids, lengths=[5], repeats=2, warmup=1, clock=clock)
+    assert clock.calls == 8
+    assert row == {"new tokens": 5, "with cache s": 2.0, "without cache s": 5.0, "speedup": 2.5,
+                   "same tokens": True}
+
+
+def test_format_rows_aligns_and_rounds():
+    text = bench.format_rows([{"model": "a", "tokens/s": 123.456}, {"model": "bbb", "tokens/s": 7.0}])
+    lines = text.splitlines()
+    assert lines[0].split() == ["model", "tokens/s"] and set(lines[1]) <= {"-", " "}
+    assert "123" in lines[2] and "7" in lines[3] and len({len(line) for line in lines}) == 1
+    assert bench.format_rows([]) == "(no rows)"
+
+
+def test_capture_warnings_records_instead_of_printing(capsys):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    with bench.capture_warnings() as caught:
+        warnings.warn("python warning here", UserWarning)
+        hf_logging.get_logger("transformers.generation").warning("transformers warning here")
+    assert "transformers warning here" in caught
+    assert "UserWarning: python warning here" in caught
+    out = capsys.readouterr()
+    assert out.err == "" and out.out == ""
+    assert hf_logging.get_verbosity() == logging.ERROR  # restored
+
+
+def test_plots_of_generation_have_titles_and_labelled_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lmguide import plots
+
+    rows = [{"new tokens": n, "with cache s": 0.01 * n, "without cache s": 0.0005 * n * n} for n in (10, 20)]
+    fig = plots.kv_cache_times(rows, title="kv")
+    ax = fig.axes[0]
+    assert ax.get_title() == "kv" and "s" in ax.get_ylabel() and "tokens" in ax.get_xlabel()
+    assert len(ax.lines) == 2
+    fig = plots.top_tokens_bar([" the", "\n", "é"], [0.5, 0.3, 0.1], title="next")
+    ax = fig.axes[0]
+    assert ax.get_title() == "next" and ax.get_xlabel().startswith("probability")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["' the'", "'\\n'", "'\\xe9'"]  # ascii(): visible, no missing glyphs
+    plt.close("all")

@@ -9,8 +9,10 @@ second. Here every timing is::
         t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
     median(times)                     # robust to one slow run
 
-Generation speed is reported as *new* tokens per second. Each function takes a ``clock``
-argument so the tests can drive it with a fake clock.
+Generation speed is reported as *new* tokens per second. When several things are compared,
+their runs are *interleaved* (A, B, A, B, ...) so that a burst of background work slows one
+run of each rather than all runs of one. Each function takes a ``clock`` argument so the
+tests can drive it with a fake clock.
 
 ``capture_warnings`` records what a call warns about (Python warnings and transformers'
 logger) instead of printing it to stderr, so a notebook can show a warning as output.
@@ -86,27 +88,59 @@ def time_generation(model, input_ids, max_new_tokens: int, repeats: int = 3, war
             "tokens/s": tokens_per_second(max_new_tokens, timing.median), "runs": timing.seconds}
 
 
+def _interleaved(calls: dict, repeats: int, warmup: int, clock) -> dict:
+    """Time several calls in rounds (one run of each per round); name -> Timing."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1 (got {repeats}); time at least one run")
+    for _ in range(warmup):
+        for fn in calls.values():
+            fn()
+    seconds = {name: [] for name in calls}
+    results = {}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            start = clock()
+            results[name] = fn()
+            seconds[name].append(clock() - start)
+    return {name: Timing(seconds[name], results[name]) for name in calls}
+
+
+def compare_generation_speed(models: dict, max_new_tokens: int, repeats: int = 5, warmup: int = 1,
+                             clock: Callable[[], float] = time.perf_counter) -> dict:
+    """Time greedy decoding of ``max_new_tokens`` for several models, runs interleaved.
+
+    ``models`` maps a name to ``(model, input_ids)``. Returns name -> the same dict as
+    :func:`time_generation` (new tokens, median s, tokens/s, runs).
+    """
+    from lmguide.sampling import greedy_generate
+
+    calls = {name: (lambda m=m, ids=ids: greedy_generate(m, ids, max_new_tokens))
+             for name, (m, ids) in models.items()}
+    timings = _interleaved(calls, repeats, warmup, clock)
+    return {name: {"new tokens": max_new_tokens, "median s": t.median,
+                   "tokens/s": tokens_per_second(max_new_tokens, t.median), "runs": t.seconds}
+            for name, t in timings.items()}
+
+
 def kv_cache_benchmark(model, input_ids, lengths: Sequence[int], repeats: int = 3, warmup: int = 1,
                        clock: Callable[[], float] = time.perf_counter) -> list[dict]:
     """Greedy decoding with and without the key/value cache, for each number of new tokens.
 
     ``warmup`` short untimed runs of each kind come first (one-off costs); then one row per
-    length: median seconds with cache and without, the speedup, and whether both produced
-    the same tokens (they must: the cache only avoids recomputing the past).
+    length: median seconds with cache and without (runs interleaved), the speedup, and whether
+    both produced the same tokens (they must: the cache only avoids recomputing the past).
     """
     from lmguide.sampling import greedy_generate
 
     for _ in range(warmup):
         for use_cache in (True, False):
             greedy_generate(model, input_ids, min(lengths), use_cache=use_cache)
-
-    def timed(n, use_cache):
-        return time_call(lambda: greedy_generate(model, input_ids, n, use_cache=use_cache),
-                         repeats=repeats, warmup=0, clock=clock)
-
     rows = []
     for n in lengths:
-        with_cache, without = timed(n, True), timed(n, False)
+        runs = _interleaved({"with": lambda: greedy_generate(model, input_ids, n, use_cache=True),
+                             "without": lambda: greedy_generate(model, input_ids, n, use_cache=False)},
+                            repeats, 0, clock)
+        with_cache, without = runs["with"], runs["without"]
         rows.append({"new tokens": n, "with cache s": with_cache.median, "without cache s": without.median,
                      "speedup": without.median / with_cache.median if with_cache.median > 0 else float("nan"),
                      "same tokens": _same(with_cache.result, without.result)})

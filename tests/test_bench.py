@@ -73,6 +73,23 @@ def test_time_generation_counts_new_tokens_only(model):
     assert row["runs"] == [0.5, 0.5, 0.5]
 
 
+def test_compare_generation_speed_interleaves_and_reports_tokens_per_second(model):
+    ids = torch.randint(1, 100, (1, 4), generator=torch.Generator().manual_seed(3))
+    order = []
+
+    def clock():  # each model's runs take a fixed time; record which model was timed when
+        order.append(len(order))
+        return {0: 0.0, 1: 1.0, 2: 10.0, 3: 12.0, 4: 20.0, 5: 21.0, 6: 30.0, 7: 32.0}[len(order) - 1]
+
+    speed = bench.compare_generation_speed({"a": (model, ids), "b": (model, ids[:, :2])}, 10, repeats=2,
+                                           warmup=1, clock=clock)
+    assert speed["a"]["runs"] == [1.0, 1.0] and speed["b"]["runs"] == [2.0, 2.0]  # a, b, a, b
+    assert speed["a"]["tokens/s"] == 10.0 and speed["b"]["tokens/s"] == 5.0
+    assert speed["b"]["new tokens"] == 10 and speed["b"]["median s"] == 2.0
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        bench.compare_generation_speed({"a": (model, ids)}, 5, repeats=0)
+
+
 def test_kv_cache_benchmark_same_tokens_and_one_row_per_length(model):
     ids = torch.randint(1, 100, (1, 4), generator=torch.Generator().manual_seed(1))
     rows = bench.kv_cache_benchmark(model, ids, lengths=[3, 8], repeats=2, warmup=1)
@@ -87,8 +104,8 @@ def test_kv_cache_benchmark_same_tokens_and_one_row_per_length(model):
 
 def test_kv_cache_benchmark_with_fake_clock_reports_speedup(model):
     ids = torch.randint(1, 100, (1, 4), generator=torch.Generator().manual_seed(2))
-    # with cache: runs of 1 s and 3 s; without: runs of 4 s and 6 s (warm-up runs are not timed)
-    clock = FakeClock([0.0, 1.0, 2.0, 5.0, 10.0, 14.0, 20.0, 26.0])
+    # runs alternate: with 1 s, without 4 s, with 3 s, without 6 s (warm-up runs are not timed)
+    clock = FakeClock([0.0, 1.0, 10.0, 14.0, 20.0, 23.0, 30.0, 36.0])
     (row,) = bench.kv_cache_benchmark(model, ids, lengths=[5], repeats=2, warmup=1, clock=clock)
     assert clock.calls == 8
     assert row == {"new tokens": 5, "with cache s": 2.0, "without cache s": 5.0, "speedup": 2.5,

@@ -23,3 +23,12 @@ def _quiet_loading():
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread (many tiny matmuls are faster so), then restore the count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,12 +10,7 @@ from lmguide.embeddings import (cls_pool, cosine_similarity_matrix, embed, l2_no
                                 max_pool, mean_pool, pool, read_pooling_config)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

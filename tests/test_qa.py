@@ -14,12 +14,7 @@ from transformers.modeling_outputs import QuestionAnsweringModelOutput
 from lmguide import finetune_qa, qa, zoo
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

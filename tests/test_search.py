@@ -6,12 +6,7 @@ from hypothesis import strategies as st
 from lmguide import data, search
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class FakeEncoder(torch.nn.Module):

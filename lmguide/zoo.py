@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
@@ -109,11 +110,27 @@ def _package_dir(entry: Entry) -> Path:
     return root / "model" if (root / "model").is_dir() else root
 
 
+_DIGESTS: dict[tuple, str] = {}  # (file, size, mtime, inode) -> sha256, for this process
+
+
 def sha256(file: Path) -> str:
+    """The file's sha256 in hex, remembered while its size, modification time and inode stay the same.
+
+    ``path("smollm2-135m")`` checks a 538 MB file; hashing it again on every call cost about a
+    second each time a notebook asked for the folder. A digest is remembered only for a file
+    last modified more than 2 s before it was read (as git does with its index), so a rewrite
+    within the file system's timestamp granularity cannot hide behind an unchanged mtime.
+    """
+    stat = Path(file).stat()
+    key = (str(Path(file).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
     digest = hashlib.sha256()
     with open(file, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    if time.time_ns() - stat.st_mtime_ns > 2_000_000_000:
+        _DIGESTS[key] = digest.hexdigest()
     return digest.hexdigest()
 
 

@@ -95,3 +95,18 @@ def test_no_socket_leaves_the_machine_during_tests():
 
     with pytest.raises(SocketConnectBlockedError):
         socket.create_connection(("192.0.2.1", 443), timeout=1)  # TEST-NET-1: never routed
+
+
+def test_sha256_is_remembered_only_while_the_file_is_unchanged(tmp_path):
+    import os
+
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"first")
+    assert zoo.sha256(f) == zoo.sha256(f)
+    assert not any(k[0] == str(f.resolve()) for k in zoo._DIGESTS)  # just written: not remembered (racy)
+    old = f.stat().st_mtime_ns - 10_000_000_000
+    os.utime(f, ns=(old, old))
+    first = zoo.sha256(f)
+    assert any(k[0] == str(f.resolve()) for k in zoo._DIGESTS)       # settled: remembered
+    f.write_bytes(b"secnd")                                          # same size, new content
+    assert zoo.sha256(f) != first

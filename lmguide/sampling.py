@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lmguide.eval import context_length as eval_context_length
+
 
 # --- input checks: one sentence each, naming the bad value and the fix ------------------------
 def _check_temperature(t):
@@ -31,9 +33,15 @@ def _check_top_p(p):
 
 
 def context_length(model) -> int | None:
-    """How many positions the model can see (``n_positions`` for GPT-2)."""
-    config = model.config
-    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    """How many positions the model can see, or None when its config does not say.
+
+    ``lmguide.eval.context_length`` reads the config (and raises when it cannot: a score
+    needs a window); generation only checks the limit when there is one.
+    """
+    try:
+        return eval_context_length(model)
+    except ValueError:
+        return None
 
 
 def _check_generation_inputs(model, input_ids, max_new_tokens):

@@ -285,3 +285,19 @@ def test_nb02_temperature_and_top_p_exercises(capsys):
     assert not q.check(4)
     assert "smallest such set" in capsys.readouterr().out
     assert math.isclose(sum((0.5, 0.2, 0.15)), 0.85)
+
+
+def test_context_length_none_for_generation_but_an_error_for_scoring():
+    from types import SimpleNamespace
+
+    from lmguide import eval as lm_eval
+    from lmguide import sampling
+
+    gpt2_like = SimpleNamespace(config=SimpleNamespace(n_positions=256))
+    llama_like = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=8192))
+    unknown = SimpleNamespace(config=SimpleNamespace())
+    assert sampling.context_length(gpt2_like) == lm_eval.context_length(gpt2_like) == 256
+    assert sampling.context_length(llama_like) == lm_eval.context_length(llama_like) == 8192
+    assert sampling.context_length(unknown) is None
+    with pytest.raises(ValueError, match="context length"):
+        lm_eval.context_length(unknown)

@@ -10,6 +10,23 @@ __version__ = "0.1.0"
 from lmguide import data, exercises, zoo  # noqa: E402  (light modules: no torch at import)
 from lmguide.zoo import load  # noqa: E402
 
+# The other modules import torch or transformers, so they load on first use: ``lg.qa``,
+# ``lg.eval`` ... work after ``import lmguide as lg`` without importing everything up front.
+_LAZY = {"attention", "bench", "embeddings", "eval", "finetune_qa", "params", "plots", "qa",
+         "qa_pipeline", "sampling", "search", "tokenizers", "train", "widgets"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"lmguide.{name}")
+    raise AttributeError(f"module 'lmguide' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY)
+
 
 def setup(seed: int = 0, threads: int | None = 2, quiet: bool = True) -> dict:
     """Make a notebook run reproducible: seed Python, NumPy and torch; fix torch's thread count.

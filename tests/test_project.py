@@ -36,3 +36,19 @@ def test_every_notebook_is_listed_in_the_readme():
 def test_model_packages_are_pinned():
     reqs = [l.split("#")[0].strip() for l in (ROOT / "requirements-models.txt").read_text().splitlines()]
     assert all("==" in r for r in reqs if r)
+
+
+def test_import_is_light_and_every_module_is_reachable_from_the_package():
+    import subprocess
+    import sys
+
+    code = ("import sys, lmguide as lg\n"
+            "assert 'torch' not in sys.modules, 'import lmguide pulled in torch'\n"
+            "print(sorted(n for n in dir(lg) if getattr(lg, n).__class__.__name__ == 'module'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-500:]
+    modules = {p.stem for p in (ROOT / "lmguide").glob("*.py")} - {"__init__", "__main__", "cli", "rdata"}
+    import ast
+
+    reachable = set(ast.literal_eval(out.stdout))
+    assert modules <= reachable, modules - reachable

@@ -1,14 +1,18 @@
 """Fine-tune MiniLM for extractive QA on the lmguide QA set, then score it on the dev set.
 
-    python -m lmguide.finetune_qa --out lmguide/weights/minilm-qa --epochs 3 --threads 2
+    python -m lmguide.finetune_qa --out lmguide/weights/minilm-qa
+
+(the defaults are the recipe of the shipped model: 4 epochs, lr 1e-4, 10% unanswerable, 2 threads;
+about 12 minutes per epoch on 2 CPU cores).
 
 Steps: cut each (question, context) into windows of ``max_length`` tokens and mark the
 answer's first and last token in each window ([CLS] when the answer is not wholly in it);
-ask a quarter of the questions again of a passage without their answer, labelled [CLS], so
+ask a tenth of the questions again of a passage without their answer, labelled [CLS], so
 that the no-answer score is trained too; put a new 2-output linear head (start, end) on the
 all-MiniLM-L6-v2 encoder; train with AdamW and a linear warm-up/decay schedule; decode the
-dev set with ``lmguide.qa``; save float16 safetensors, the tokenizer, ``README.md`` (model
-card), ``training.json`` and ``zoo.json`` (so that ``lmguide.zoo`` lists the folder when it is ``lmguide/weights/minilm-qa``).
+dev set with ``lmguide.qa`` (also after every epoch, for the model card); save float16
+safetensors, the tokenizer, ``README.md`` (model card), ``training.json`` and ``zoo.json``
+(so that ``lmguide.zoo`` lists the folder when it is ``lmguide/weights/minilm-qa``).
 Windows are 384 tokens, not 256: some passages are longer than 256, and each batch is cut to
 its longest window, so the unused padding costs nothing.
 Only local folders are read (``HF_HUB_OFFLINE=1``); the same command gives the same weights.
@@ -117,8 +121,12 @@ def new_qa_model(base_dir: str | Path, seed: int = 1234):
 
 
 def train(model, features: dict, epochs: int, batch_size: int = 8, lr: float = 5e-5,
-          warmup: float = 0.1, seed: int = 1234, progress: bool = True) -> list[float]:
-    """Fine-tune ``model`` on ``features`` in place; returns the mean loss of each epoch."""
+          warmup: float = 0.1, seed: int = 1234, progress: bool = True, after_epoch=None) -> list[float]:
+    """Fine-tune ``model`` on ``features`` in place; returns the mean loss of each epoch.
+
+    ``after_epoch(epoch, mean_loss)``, when given, runs after each epoch (with the model in
+    eval mode; training resumes after it): ``main`` scores the dev set there.
+    """
     n = len(features["input_ids"])
     steps = epochs * math.ceil(n / batch_size)
     warmup_steps = max(1, int(warmup * steps))
@@ -147,6 +155,11 @@ def train(model, features: dict, epochs: int, batch_size: int = 8, lr: float = 5
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
                 bar.update()
             history.append(sum(losses) / len(losses))
+            if after_epoch is not None:
+                model.eval()
+                with torch.no_grad():
+                    after_epoch(epoch + 1, history[-1])
+                model.train()
     model.eval()
     return history
 
@@ -191,10 +204,19 @@ def model_card(info: dict) -> str:
 - No-answer rule (null_margin 0): says "no answer" to {dev['no_answer_when_answerable']:.0f}% of answerable dev questions
   and to {dev['no_answer_when_unanswerable']:.0f}% of {dev['unanswerable_count']} dev questions asked of a passage without the answer
 - File: `model.safetensors`, float16, {info['model_bytes'] / 1e6:.1f} MB
-
+{epoch_table(info.get('dev_per_epoch', []))}
 Load with `lmguide.qa.load_qa_model(path)` (float32 on CPU). Decode with max_length {info['max_length']}
 and stride {info['stride']}, as in training. Made by `python -m lmguide.finetune_qa`; see `training.json`.
 """
+
+
+def epoch_table(curve: list[dict]) -> str:
+    """Markdown table of training loss and dev scores after each epoch (empty when not scored)."""
+    if not curve:
+        return ""
+    rows = "".join(f"| {c['epoch']} | {c['loss']:.3f} | {c['dev_exact_match']:.1f} | {c['dev_f1']:.1f} |\n" for c in curve)
+    return ("\nAfter each epoch (float32 weights, before the float16 rounding of the shipped file):\n\n"
+            "| epoch | mean training loss | dev exact match | dev F1 |\n|---|---|---|---|\n" + rows)
 
 
 def write_zoo_card(out: Path, parameters: int) -> None:
@@ -217,15 +239,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--base", type=Path, help="base encoder folder (default: zoo 'minilm-l6')")
     parser.add_argument("--train", type=Path, default=DATA_DIR / "train.json")
     parser.add_argument("--dev", type=Path, default=DATA_DIR / "dev.json")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--stride", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--unanswerable", type=float, default=0.25,
+    parser.add_argument("--unanswerable", type=float, default=0.1,
                         help="add this fraction of questions again, paired with a passage without their answer")
+    parser.add_argument("--score-epochs", action=argparse.BooleanOptionalAction, default=True,
+                        help="score the dev set after every epoch (float32 weights; not counted as training time)")
     parser.add_argument("--limit", type=int, help="train on the first N questions only (a quick check)")
     parser.add_argument("--dev-limit", type=int, help="evaluate on the first N dev questions only")
     args = parser.parse_args(argv)
@@ -253,9 +277,23 @@ def main(argv: list[str] | None = None) -> dict:
           f"of <= {args.max_length} tokens")
 
     model = new_qa_model(args.base, args.seed)
+    curve, scoring = [], [0.0]  # dev scores after each epoch; seconds spent scoring (not training)
+
+    def score_epoch(epoch: int, loss: float) -> None:
+        tick = time.perf_counter()
+        questions = list(qa.iter_questions(dev_set))
+        results = qa.answer_many([(q["question"], q["context"]) for q in questions], model, tokenizer,
+                                 max_length=args.max_length, stride=args.stride, null_margin=math.inf)
+        scores = qa.squad_evaluate({q["id"]: r["answer"] for q, r in zip(questions, results)}, dev_set)
+        curve.append({"epoch": epoch, "loss": round(loss, 4), "dev_exact_match": round(scores["exact_match"], 2),
+                      "dev_f1": round(scores["f1"], 2)})
+        tqdm.write(f"epoch {epoch}: loss {loss:.3f}, dev exact match {scores['exact_match']:.1f}, F1 {scores['f1']:.1f}")
+        scoring[0] += time.perf_counter() - tick
+
     began = time.perf_counter()
-    history = train(model, features, args.epochs, args.batch_size, args.lr, seed=args.seed)
-    train_seconds = time.perf_counter() - began
+    history = train(model, features, args.epochs, args.batch_size, args.lr, seed=args.seed,
+                    after_epoch=score_epoch if args.score_epochs else None)
+    train_seconds = time.perf_counter() - began - scoring[0]
 
     from lmguide import zoo
 
@@ -276,7 +314,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seed": args.seed, "threads": args.threads, "limit": args.limit, "dev_limit": args.dev_limit,
         "train_seconds": round(train_seconds, 1),
         "windows_per_second": round(args.epochs * n_windows / train_seconds, 3),
-        "loss_per_epoch": [round(x, 4) for x in history], "dev": dev,
+        "loss_per_epoch": [round(x, 4) for x in history], "dev_per_epoch": curve, "dev": dev,
         "model_bytes": (args.out / "model.safetensors").stat().st_size,
         "torch": torch.__version__, "transformers": transformers.__version__,
     }

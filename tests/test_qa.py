@@ -366,6 +366,19 @@ def test_a_few_training_steps_lower_the_loss_on_a_tiny_model(tokenizer):
     assert history[-1] < history[0]
     assert not model.training
 
+    seen = []  # after_epoch runs once per epoch, in eval mode, with that epoch's mean loss
+    again = finetune_qa.train(model, features, epochs=3, batch_size=2, lr=1e-3, progress=False,
+                              after_epoch=lambda epoch, loss: seen.append((epoch, loss, model.training)))
+    assert seen == [(i + 1, again[i], False) for i in range(3)] and not model.training
+
+
+def test_epoch_table_lists_every_scored_epoch():
+    curve = [{"epoch": 1, "loss": 3.5, "dev_exact_match": 40.0, "dev_f1": 55.25},
+             {"epoch": 2, "loss": 1.25, "dev_exact_match": 50.5, "dev_f1": 66.0}]
+    table = finetune_qa.epoch_table(curve)
+    assert "| 1 | 3.500 | 40.0 | 55.2 |" in table and "| 2 | 1.250 | 50.5 | 66.0 |" in table
+    assert finetune_qa.epoch_table([]) == ""
+
 
 def test_unanswerable_questions_get_another_titles_passage_and_a_cls_label(tokenizer):
     data = qa.build_squad(RECORDS + [

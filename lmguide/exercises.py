@@ -118,6 +118,29 @@ class NumberExercise(Exercise):
         return f"{value:,g} is {direction} (off by {abs(value - expected) / max(abs(expected), 1e-12):.0%})."
 
 
+class FunctionExercise(Exercise):
+    """An exercise whose answer is a function the learner writes, called on fixed inputs.
+
+    ``function_name`` names it in messages; ``library_function`` is where lmguide keeps the
+    same function; subclasses write ``diagnose_function`` (``answer`` is known to be callable).
+    """
+
+    function_name = "f"
+    library_function = ""
+
+    def diagnose(self, answer, expected):
+        if not callable(answer):
+            return f"pass your function itself (q.check({self.function_name})), not a {type(answer).__name__}."
+        return self.diagnose_function(answer, expected)
+
+    def diagnose_function(self, answer, expected) -> str | None:
+        raise NotImplementedError
+
+    def solution(self) -> None:
+        print("Solution:\n" + self.solution_code.strip())
+        print(f"Answer: the function above; {self.library_function} does the same.")
+
+
 class ChoiceExercise(Exercise):
     """A multiple-choice exercise; ``choices`` maps a letter to its text."""
 

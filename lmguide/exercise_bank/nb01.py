@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from lmguide.exercises import ChoiceExercise, Exercise, NumberExercise, register
+from lmguide.exercises import ChoiceExercise, FunctionExercise, NumberExercise, register
 from lmguide.params import gpt2_param_count
 
 # a small GPT-2, close to lmguide's "small" model; plain numbers so the learner can do the sum
@@ -147,7 +147,9 @@ def _causal_mask_transposed(T):
 
 
 @register("nb01.causal_mask")
-class CausalMask(Exercise):
+class CausalMask(FunctionExercise):
+    function_name = "causal_mask"
+    library_function = "lmguide.attention.causal_mask"
     prompt = ("Write causal_mask(T): a (T, T) bool tensor where entry [t, s] is True when query t may "
               "attend to key s, i.e. when s <= t. Check it with q.check(causal_mask).")
     hints = (
@@ -163,15 +165,9 @@ def causal_mask(T):
     def solve(self):
         return _causal_mask_reference
 
-    def solution(self):
-        print("Solution:\n" + self.solution_code.strip())
-        print("Answer: the function above; lmguide.attention.causal_mask does the same.")
-
-    def diagnose(self, answer, expected):
+    def diagnose_function(self, answer, expected):
         import torch
 
-        if not callable(answer):
-            return f"pass your function itself (q.check(causal_mask)), not a {type(answer).__name__}."
         for T in (1, 4, 7):
             got, want = answer(T), expected(T)
             if got is None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lmguide.exercises import ChoiceExercise, Exercise, NumberExercise, register
+from lmguide.exercises import ChoiceExercise, FunctionExercise, NumberExercise, register
 from lmguide.sampling import top_k_filter, top_p_filter
 
 # fixed logits for checking a learner's top-k: distinct values, the best ones scattered
@@ -15,7 +15,9 @@ def _keep_all(logits, k):
 
 
 @register("nb02.top_k")
-class TopK(Exercise):
+class TopK(FunctionExercise):
+    function_name = "top_k"
+    library_function = "lmguide.sampling.top_k_filter"
     prompt = ("Write top_k(logits, k) for a 1-D tensor of logits: keep the k largest values unchanged "
               "and set every other entry to float('-inf'). Check it with q.check(top_k).")
     hints = (
@@ -34,13 +36,7 @@ def top_k(logits, k):
     def solve(self):
         return top_k_filter
 
-    def solution(self):
-        print("Solution:\n" + self.solution_code.strip())
-        print("Answer: the function above; lmguide.sampling.top_k_filter does the same.")
-
-    def diagnose(self, answer, expected):
-        if not callable(answer):
-            return f"pass your function itself (q.check(top_k)), not a {type(answer).__name__}."
+    def diagnose_function(self, answer, expected):
         for k in (1, 3, 5):
             want = expected(_LOGITS.clone(), k)
             got = answer(_LOGITS.clone(), k)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lmguide.exercises import Exercise, NumberExercise, register
+from lmguide.exercises import Exercise, FunctionExercise, NumberExercise, register
 
 
 def _padded_batch():
@@ -17,7 +17,8 @@ def _padded_batch():
 
 
 @register("nb03.mean_pool")
-class MeanPool(Exercise):
+class MeanPool(FunctionExercise):
+    function_name = "mean_pool"
     prompt = ("Write mean_pool(hidden, mask): average each text's token vectors (B, T, H) -> (B, H), "
               "leaving out padding (mask 0). Check it with q.check(mean_pool).")
     hints = (
@@ -41,9 +42,7 @@ def mean_pool(hidden, mask):
         hidden, mask = _padded_batch()
         print(f"Answer: {self.solve()(hidden, mask).tolist()} (the example batch; text 2 has two padding tokens)")
 
-    def diagnose(self, answer, expected):
-        if not callable(answer):
-            return f"pass your function itself (q.check(mean_pool)), not a {type(answer).__name__}."
+    def diagnose_function(self, answer, expected):
         hidden, mask = _padded_batch()
         got = answer(hidden.clone(), mask.clone())
         want = expected(hidden, mask)

@@ -164,22 +164,25 @@ def train(model, features: dict, epochs: int, batch_size: int = 8, lr: float = 5
     return history
 
 
+def answer_all(model, tokenizer, dataset: dict, max_length: int = 384, stride: int = 128) -> tuple[list, dict]:
+    """Answer every question of ``dataset``, never abstaining: the result dicts of
+    ``qa.answer_many`` and the predictions by question id (what ``qa.squad_evaluate`` reads)."""
+    questions = list(qa.iter_questions(dataset))
+    results = qa.answer_many([(q["question"], q["context"]) for q in questions], model, tokenizer,
+                             max_length=max_length, stride=stride, null_margin=math.inf)
+    return results, {q["id"]: r["answer"] for q, r in zip(questions, results)}
+
+
 def evaluate(model, tokenizer, dataset: dict, max_length: int = 384, stride: int = 128, seed: int = 1234) -> dict:
     """Dev-set exact match and F1 (percent, always answering: SQuAD v1.1 has no unanswerable
     questions), and how often the no-answer rule (margin 0) abstains on answerable questions and
     on half of them asked of a passage without the answer."""
-    def ask(data):
-        questions = list(qa.iter_questions(data))
-        pairs = [(q["question"], q["context"]) for q in questions]
-        return questions, qa.answer_many(pairs, model, tokenizer, max_length=max_length, stride=stride,
-                                         null_margin=math.inf)
-
     def abstained(results):
         return 100 * sum(r["null_score"] > r["score"] for r in results) / max(1, len(results))
 
-    questions, results = ask(dataset)
-    scores = qa.squad_evaluate({q["id"]: r["answer"] for q, r in zip(questions, results)}, dataset)
-    _, wrong_passage = ask(unanswerable(dataset, 0.5, seed))
+    results, predictions = answer_all(model, tokenizer, dataset, max_length, stride)
+    scores = qa.squad_evaluate(predictions, dataset)
+    wrong_passage, _ = answer_all(model, tokenizer, unanswerable(dataset, 0.5, seed), max_length, stride)
     return {**scores, "no_answer_when_answerable": abstained(results),
             "no_answer_when_unanswerable": abstained(wrong_passage), "unanswerable_count": len(wrong_passage)}
 
@@ -281,10 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def score_epoch(epoch: int, loss: float) -> None:
         tick = time.perf_counter()
-        questions = list(qa.iter_questions(dev_set))
-        results = qa.answer_many([(q["question"], q["context"]) for q in questions], model, tokenizer,
-                                 max_length=args.max_length, stride=args.stride, null_margin=math.inf)
-        scores = qa.squad_evaluate({q["id"]: r["answer"] for q, r in zip(questions, results)}, dev_set)
+        scores = qa.squad_evaluate(answer_all(model, tokenizer, dev_set, args.max_length, args.stride)[1], dev_set)
         curve.append({"epoch": epoch, "loss": round(loss, 4), "dev_exact_match": round(scores["exact_match"], 2),
                       "dev_f1": round(scores["f1"], 2)})
         tqdm.write(f"epoch {epoch}: loss {loss:.3f}, dev exact match {scores['exact_match']:.1f}, F1 {scores['f1']:.1f}")

@@ -31,6 +31,8 @@ import torch
 from transformers import AutoModelForQuestionAnswering, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from lmguide.qa import _check_pair as check_pair
+
 TASK = "question-answering"
 
 
@@ -98,14 +100,7 @@ class ExtractiveQAPipeline(Pipeline):
         if not isinstance(inputs, dict) or set(inputs) != {"question", "context"}:
             raise ValueError(f"each input must be a dict with the keys 'question' and 'context' (got {inputs!r:.80})")
         question, context = inputs["question"], inputs["context"]
-        for name, text in (("question", question), ("context", context)):
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"the {name} is empty ({text!r}); pass some words")
-        special = self.tokenizer.num_special_tokens_to_add(pair=True)
-        room = max_seq_len - len(self.tokenizer(question, add_special_tokens=False)["input_ids"]) - special
-        if room <= doc_stride:
-            raise ValueError(f"the question leaves {room} context tokens per window of max_seq_len={max_seq_len}, "
-                             f"not more than doc_stride={doc_stride}; shorten the question or lower doc_stride")
+        check_pair(question, context, self.tokenizer, max_seq_len, doc_stride)  # the same sentences as lmguide.qa
         enc = self.tokenizer(question, context, truncation="only_second", max_length=max_seq_len,
                              stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True,
                              padding=True, return_tensors="pt")
@@ -129,7 +124,6 @@ class ExtractiveQAPipeline(Pipeline):
             p_start = outputs["start_logits"][w].float().masked_fill(~keep, -math.inf).softmax(-1)  # (T,)
             p_end = outputs["end_logits"][w].float().masked_fill(~keep, -math.inf).softmax(-1)      # (T,)
             min_null = min(min_null, float(p_start[0] * p_end[0]))
-            p_start, p_end = p_start.clone(), p_end.clone()
             p_start[0] = p_end[0] = 0.0           # a span must lie in the context
             outer = p_start[:, None] * p_end[None, :]                  # (T, T): P(start=s) P(end=e)
             spans = torch.tril(torch.triu(outer), max_answer_len - 1)   # s <= e < s + max_answer_len

@@ -3,7 +3,7 @@
     python -m lmguide.finetune_qa --out lmguide/weights/minilm-qa
 
 (the defaults are the recipe of the shipped model: 4 epochs, lr 1e-4, 10% unanswerable, 2 threads;
-about 12 minutes per epoch on 2 CPU cores).
+about 18 minutes per epoch on 2 CPU cores).
 
 Steps: cut each (question, context) into windows of ``max_length`` tokens and mark the
 answer's first and last token in each window ([CLS] when the answer is not wholly in it);

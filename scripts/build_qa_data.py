@@ -73,6 +73,9 @@ def main() -> None:
         n_questions = sum(1 for _ in iter_questions(squad))
         print(f"{split:5s} {len(records):4d} passages {n_questions:5d} questions "
               f"from {', '.join(p.name for p in sources)}")
+        for kind in sorted({r["source"].split(":")[0] for r in records}):
+            part = [r for r in records if r["source"].split(":")[0] == kind]
+            print(f"      {kind:6s} {len(part):4d} passages {sum(len(r['qas']) for r in part):5d} questions")
         print(f"      wrote {(OUT / f'{split}.json').relative_to(ROOT)} sha256 {digest}")
 
 

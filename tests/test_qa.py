@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
 from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
+from lmguide import data as lg_data
 from lmguide import finetune_qa, qa, zoo
 
 
@@ -406,3 +407,33 @@ def test_shipped_qa_data_is_valid_and_dev_passages_are_unseen():
     assert not {q["context"] for q in dev_questions} & train_contexts
     with pytest.raises(ValueError, match="unknown QA split 'test'"):
         qa.load_split("test")
+
+
+SOURCES = Path(__file__).resolve().parents[1] / "data" / "qa_source"
+
+
+def _source_records(pattern: str) -> list[dict]:
+    return [r for f in sorted(SOURCES.glob(pattern)) for r in json.loads(f.read_text(encoding="utf-8"))]
+
+
+def test_shipped_qa_data_is_what_the_sources_build():
+    # the package ships lmguide/assets/qa/*.json; a source edited without re-running
+    # scripts/build_qa_data.py would silently train and score on stale data
+    assert qa.build_squad(_source_records("train_*.json")) == qa.load_split("train")
+    assert qa.build_squad(_source_records("dev.json")) == qa.load_split("dev")
+    assert sum(1 for _ in qa.iter_questions(qa.load_split("train"))) >= 1500
+    assert sum(1 for _ in qa.iter_questions(qa.load_split("dev"))) >= 200
+
+
+def test_austen_qa_passages_come_from_their_own_corpus_split():
+    # training passages from `train` chapters, dev passages from `val`: the AustenGPT models and
+    # the QA reader are then never scored on text they were trained on
+    text = {(book, index): (split, chapter) for split in ("train", "val", "test")
+            for book, index, chapter in lg_data.chapters(split)}
+    for pattern, split in (("train_*.json", "train"), ("dev.json", "val")):
+        austen = [r for r in _source_records(pattern) if r["source"].startswith("austen:")]
+        assert austen
+        for record in austen:
+            _, book, chapter = record["source"].split(":")
+            where = text[(book, int(chapter.removeprefix("chapter ")))]
+            assert where[0] == split and record["context"] in where[1], record["id"]

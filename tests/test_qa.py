@@ -1,7 +1,9 @@
+import hashlib
 import importlib.util
 import itertools
 import json
 import math
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -437,3 +439,13 @@ def test_austen_qa_passages_come_from_their_own_corpus_split():
             _, book, chapter = record["source"].split(":")
             where = text[(book, int(chapter.removeprefix("chapter ")))]
             assert where[0] == split and record["context"] in where[1], record["id"]
+
+
+def test_minilm_qa_card_names_the_shipped_data():
+    # the card's scores and training time belong to the data it names; data edited without
+    # retraining (python -m lmguide.finetune_qa) would leave them describing another set
+    info = json.loads((zoo.WEIGHTS / "minilm-qa" / "training.json").read_text(encoding="utf-8"))
+    for split in ("train", "dev"):
+        raw = resources.files("lmguide.assets").joinpath("qa", f"{split}.json").read_bytes()
+        assert info[f"{split}_sha256"] == hashlib.sha256(raw).hexdigest(), split
+    assert info["train_questions"] == sum(1 for _ in qa.iter_questions(qa.load_split("train")))

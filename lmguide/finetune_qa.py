@@ -20,7 +20,6 @@ Only local folders are read (``HF_HUB_OFFLINE=1``); the same command gives the s
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from lmguide import qa
+from lmguide import qa, zoo
 
 DATA_DIR = Path(__file__).resolve().parent / "assets" / "qa"
 
@@ -227,13 +226,9 @@ def write_zoo_card(out: Path, parameters: int) -> None:
     files = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
     card = {"name": out.name, "kind": "question-answering", "parameters": parameters,
             "source": "lmguide (all-MiniLM-L6-v2 fine-tuned by python -m lmguide.finetune_qa)",
-            "licence": "Apache-2.0", "files": {f: sha256(out / f) for f in files},
+            "licence": "Apache-2.0", "files": {f: zoo.sha256(out / f) for f in files},
             "description": "MiniLM-L6 with a QA head: extractive answers as spans of a passage"}
     (out / "zoo.json").write_text(json.dumps(card, indent=1) + "\n")
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -264,8 +259,6 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     base_is_zoo = args.base is None
     if args.base is None:
-        from lmguide import zoo
-
         args.base = Path(zoo.path("minilm-l6"))
     train_set = first_questions(qa.load_squad(args.train), args.limit)
     dev_set = first_questions(qa.load_squad(args.dev), args.dev_limit)
@@ -280,22 +273,21 @@ def main(argv: list[str] | None = None) -> dict:
           f"of <= {args.max_length} tokens")
 
     model = new_qa_model(args.base, args.seed)
-    curve, scoring = [], [0.0]  # dev scores after each epoch; seconds spent scoring (not training)
+    curve, scoring_seconds = [], 0.0  # dev scores after each epoch; time spent scoring (not training)
 
     def score_epoch(epoch: int, loss: float) -> None:
+        nonlocal scoring_seconds
         tick = time.perf_counter()
         scores = qa.squad_evaluate(answer_all(model, tokenizer, dev_set, args.max_length, args.stride)[1], dev_set)
         curve.append({"epoch": epoch, "loss": round(loss, 4), "dev_exact_match": round(scores["exact_match"], 2),
                       "dev_f1": round(scores["f1"], 2)})
         tqdm.write(f"epoch {epoch}: loss {loss:.3f}, dev exact match {scores['exact_match']:.1f}, F1 {scores['f1']:.1f}")
-        scoring[0] += time.perf_counter() - tick
+        scoring_seconds += time.perf_counter() - tick
 
     began = time.perf_counter()
     history = train(model, features, args.epochs, args.batch_size, args.lr, seed=args.seed,
                     after_epoch=score_epoch if args.score_epochs else None)
-    train_seconds = time.perf_counter() - began - scoring[0]
-
-    from lmguide import zoo
+    train_seconds = time.perf_counter() - began - scoring_seconds
 
     args.out.mkdir(parents=True, exist_ok=True)
     with zoo.progress_bars(False):  # no "Writing model shards" bar
@@ -307,7 +299,7 @@ def main(argv: list[str] | None = None) -> dict:
         # names, not machine paths: the card and report are committed with the weights
         "base_model": "minilm-l6" if base_is_zoo else args.base.name,
         "train_file": args.train.name, "dev_file": args.dev.name,
-        "train_sha256": sha256(args.train), "dev_sha256": sha256(args.dev),
+        "train_sha256": zoo.sha256(args.train), "dev_sha256": zoo.sha256(args.dev),
         "train_questions": n_questions, "unanswerable": args.unanswerable,
         "unanswerable_questions": n_negatives, "train_windows": n_windows, "epochs": args.epochs,
         "batch_size": args.batch_size, "lr": args.lr, "max_length": args.max_length, "stride": args.stride,

@@ -1,9 +1,7 @@
-import hashlib
 import importlib.util
 import itertools
 import json
 import math
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -446,6 +444,5 @@ def test_minilm_qa_card_names_the_shipped_data():
     # retraining (python -m lmguide.finetune_qa) would leave them describing another set
     info = json.loads((zoo.WEIGHTS / "minilm-qa" / "training.json").read_text(encoding="utf-8"))
     for split in ("train", "dev"):
-        raw = resources.files("lmguide.assets").joinpath("qa", f"{split}.json").read_bytes()
-        assert info[f"{split}_sha256"] == hashlib.sha256(raw).hexdigest(), split
+        assert info[f"{split}_sha256"] == zoo.sha256(finetune_qa.DATA_DIR / f"{split}.json"), split
     assert info["train_questions"] == sum(1 for _ in qa.iter_questions(qa.load_split("train")))

@@ -133,7 +133,8 @@ def best_span(start_logits, end_logits, context_mask, max_answer_len: int = 30,
     return s, e, float(scores[s, e])
 
 
-def _check_pair(question, context, tokenizer, max_length: int, stride: int) -> None:
+def check_pair(question, context, tokenizer, max_length: int, stride: int) -> None:
+    """Raise one clear ValueError for an empty question or context, or a question too long for the window."""
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"the question is empty ({question!r}); ask it in words, e.g. 'Who is Mr Darcy?'")
     if not isinstance(context, str) or not context.strip():
@@ -153,7 +154,7 @@ def answer_many(pairs: list[tuple[str, str]], model, tokenizer, max_length: int 
     """Answer each (question, context) pair; one result dict per pair, as in ``answer_question``."""
     pairs = list(pairs)
     for question, context in pairs:
-        _check_pair(question, context, tokenizer, max_length, stride)
+        check_pair(question, context, tokenizer, max_length, stride)
     if not pairs:
         return []
     enc = tokenizer([q for q, _ in pairs], [c for _, c in pairs], truncation="only_second",

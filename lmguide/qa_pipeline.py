@@ -31,7 +31,7 @@ import torch
 from transformers import AutoModelForQuestionAnswering, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from lmguide.qa import _check_pair as check_pair
+from lmguide.qa import check_pair
 
 TASK = "question-answering"
 

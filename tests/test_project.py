@@ -1,5 +1,8 @@
 """The project's own promises: Quickstart lines, Binder config, CI calling the test line."""
+import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,16 +42,11 @@ def test_model_packages_are_pinned():
 
 
 def test_import_is_light_and_every_module_is_reachable_from_the_package():
-    import subprocess
-    import sys
-
     code = ("import sys, lmguide as lg\n"
             "assert 'torch' not in sys.modules, 'import lmguide pulled in torch'\n"
             "print(sorted(n for n in dir(lg) if getattr(lg, n).__class__.__name__ == 'module'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-500:]
     modules = {p.stem for p in (ROOT / "lmguide").glob("*.py")} - {"__init__", "__main__", "cli", "rdata"}
-    import ast
-
     reachable = set(ast.literal_eval(out.stdout))
     assert modules <= reachable, modules - reachable

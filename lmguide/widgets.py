@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import html
 
+# the generation widget's layout: labels in one column wide enough for the longest one
+# ("temperature (0 = greedy)", 24 characters at about 7 px each), controls of one width
+LABEL_WIDTH = "190px"
+CONTROL_WIDTH = "560px"
+
 
 # --- notebook 02: generation ------------------------------------------------------------------
 def generation_widget(models=("austen-gpt-large", "smollm2-135m"),
@@ -37,20 +42,27 @@ def generation_widget(models=("austen-gpt-large", "smollm2-135m"),
             loaded[name] = load(name)
         return loaded[name]
 
-    wide = {"layout": w.Layout(width="95%"), "style": {"description_width": "initial"}}
+    # One label column and one track width for every control: the labels are never cut
+    # ("temperat...") and every slider's track starts at the same place.
+    label = {"description_width": LABEL_WIDTH}
+    row = lambda: w.Layout(width=CONTROL_WIDTH)  # noqa: E731  (each widget needs its own Layout)
     controls = {
-        "prompt": w.Textarea(value=prompt, description="Prompt", rows=2, **wide),
-        "model": w.Dropdown(options=names, value=names[0], description="Model"),
-        "temperature": w.FloatSlider(value=0.8, min=0.0, max=2.0, step=0.05, description="temperature",
-                                     readout_format=".2f"),
+        "prompt": w.Textarea(value=prompt, description="Prompt", rows=2, style=label,
+                             layout=w.Layout(width="95%")),
+        "model": w.Dropdown(options=names, value=names[0], description="Model", style=label,
+                            layout=row()),
+        "temperature": w.FloatSlider(value=0.8, min=0.0, max=2.0, step=0.05,
+                                     description="temperature (0 = greedy)", readout_format=".2f",
+                                     style=label, layout=row()),
         "top_k": w.IntSlider(value=50, min=0, max=200, step=1, description="top-k (0 = off)",
-                             style={"description_width": "initial"}),
+                             style=label, layout=row()),
         "top_p": w.FloatSlider(value=0.9, min=0.05, max=1.0, step=0.05, description="top-p (1 = off)",
-                               readout_format=".2f", style={"description_width": "initial"}),
-        "max_new_tokens": w.IntSlider(value=max_new_tokens, min=1, max=200, step=1, description="new tokens",
-                                      style={"description_width": "initial"}),
-        "seed": w.IntText(value=seed, description="seed"),
-        "generate": w.Button(description="Generate", button_style="primary"),
+                               readout_format=".2f", style=label, layout=row()),
+        "max_new_tokens": w.IntSlider(value=max_new_tokens, min=1, max=200, step=1,
+                                      description="new tokens", style=label, layout=row()),
+        "seed": w.IntText(value=seed, description="seed", style=label, layout=row()),
+        "generate": w.Button(description="Generate", button_style="primary",
+                             layout=w.Layout(margin=f"2px 0 2px {LABEL_WIDTH}")),  # under the tracks
         "output": w.HTML(value="<i>Press Generate.</i>"),
     }
     c = controls
@@ -80,7 +92,7 @@ def generation_widget(models=("austen-gpt-large", "smollm2-135m"),
         return new
 
     c["generate"].on_click(generate)
-    box = w.VBox([c["prompt"], w.HBox([c["model"], c["seed"]]), c["temperature"], c["top_k"], c["top_p"],
+    box = w.VBox([c["prompt"], c["model"], c["seed"], c["temperature"], c["top_k"], c["top_p"],
                   c["max_new_tokens"], c["generate"], c["output"]])
     box.controls = controls
     box.generate = generate

@@ -67,3 +67,18 @@ def test_widget_reports_bad_settings_in_one_sentence(tiny):
     assert "Cannot generate" in box.controls["output"].value and "prompt is empty" in box.controls["output"].value
     with pytest.raises(ValueError, match="models is empty"):
         generation_widget({})
+
+
+def test_every_control_has_one_label_column_and_one_width(tiny):
+    """Seen in a real browser: ipywidgets' default 80 px label column cut "temperature" to
+    "temperat…", and labels of mixed widths made the slider tracks start at different places."""
+    from lmguide import widgets
+
+    c = generation_widget({"tiny": tiny}).controls
+    rows = ["model", "seed", "temperature", "top_k", "top_p", "max_new_tokens"]
+    assert {c[k].style.description_width for k in rows + ["prompt"]} == {widgets.LABEL_WIDTH}
+    assert {c[k].layout.width for k in rows} == {widgets.CONTROL_WIDTH}
+    label_px = int(widgets.LABEL_WIDTH.removesuffix("px"))
+    longest = max((c[k].description for k in rows), key=len)
+    assert len(longest) * 7.5 <= label_px, f"{longest!r} does not fit in {widgets.LABEL_WIDTH}"
+    assert int(widgets.CONTROL_WIDTH.removesuffix("px")) - label_px >= 250  # room left for the track

@@ -254,6 +254,39 @@ def kv_cache_times(rows, ax=None, title: str = "Greedy decoding time, with and w
     return fig
 
 
+def temperature_panels(probs_by_temperature: dict, labels, *, title: str):
+    """One panel per temperature: the same top tokens' probabilities, plus "all other tokens".
+
+    ``probs_by_temperature`` maps a temperature to the probabilities of the tokens in
+    ``labels`` (the same tokens, in the same order, for every temperature); the grey bar is
+    whatever probability the rest of the vocabulary holds (1 minus their sum). All panels
+    share the probability axis, so sharpening (T < 1) and flattening (T > 1) are visible.
+    Returns the figure.
+    """
+    labels = [ascii(s) for s in labels] + ["(all other tokens)"]
+    n = len(probs_by_temperature)
+    if n == 0:
+        raise ValueError("probs_by_temperature is empty; pass at least one temperature -> probabilities")
+    fig, axes = plt.subplots(1, n, figsize=(2.9 * n + 1.2, 1.4 + 0.28 * len(labels)),
+                             sharey=True, layout="constrained", squeeze=False)
+    for ax, (t, probs) in zip(axes[0], probs_by_temperature.items()):
+        p = _array(probs).astype(float).ravel()
+        if len(p) != len(labels) - 1:
+            raise ValueError(f"temperature {t}: {len(p)} probabilities for {len(labels) - 1} labels")
+        values = list(p) + [max(0.0, 1.0 - p.sum())]
+        colours = ["tab:blue"] * len(p) + ["0.6"]
+        ax.barh(range(len(values)), values, color=colours)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("probability")
+        ax.set_title(f"T = {t:g}")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(labels)), labels, fontsize=8)
+    axes[0][0].invert_yaxis()  # most likely (at T = 1) on top
+    axes[0][0].set_ylabel("next token (as text)")
+    fig.suptitle(title)
+    return fig
+
+
 # --- notebook 03: embeddings and search ------------------------------------------------------------
 def similarity_heatmap(similarity, labels, groups=None, *, title: str = "Cosine similarity of sentence embeddings"):
     """A square similarity matrix with its texts as tick labels; frames around topic groups.

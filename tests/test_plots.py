@@ -88,6 +88,27 @@ def test_vocab_tradeoff_curve_and_cost():
     assert cost[-1] == pytest.approx(50257 * 256 / 1e6)
 
 
+# --- notebook 02: the next-token distribution at several temperatures -----------------------------
+def test_temperature_panels_show_each_temperature_and_the_rest_of_the_vocabulary():
+    logits = torch.tensor([3.0, 2.0, 1.0, 0.0, -1.0, -2.0])
+    top = [0, 1, 2]  # the three best tokens; the other three are "all other tokens"
+    probs = {t: torch.softmax(logits / t, -1)[top] for t in (0.5, 1.0, 2.0)}
+    fig = plots.temperature_panels(probs, ["a", " b", "\n"], title="after 'x'")
+    assert fig.get_suptitle() == "after 'x'" and len(fig.axes) == 3
+    for ax, (t, p) in zip(fig.axes, probs.items()):
+        assert ax.get_title() == f"T = {t:g}" and ax.get_xlabel() == "probability"
+        heights = [bar.get_width() for bar in ax.patches]
+        assert heights[:3] == pytest.approx(p.tolist(), abs=1e-6)
+        assert heights[3] == pytest.approx(1 - p.sum().item(), abs=1e-6)  # the grey bar: the rest of the vocabulary
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["'a'", "' b'", "'\\n'",
+                                                                     "(all other tokens)"]
+    assert fig.axes[0].get_ylabel()
+    rest = [ax.patches[3].get_width() for ax in fig.axes]
+    assert rest == sorted(rest)  # hotter -> more of the probability leaves the top tokens
+    with pytest.raises(ValueError, match="2 probabilities for 3 labels"):
+        plots.temperature_panels({1.0: [0.5, 0.2]}, ["a", "b", "c"], title="t")
+
+
 # --- the attention widget (lmguide.widgets.attention_explorer) ------------------------------------
 def test_attention_explorer_draws_the_chosen_head():
     pytest.importorskip("ipywidgets")

@@ -36,7 +36,7 @@ def test_missing_answer_is_not_an_error(capsys):
 
 
 def test_number_check_says_which_way_it_is_off(capsys):
-    q = exercises.get("nb00.size_ratio")
+    q = exercises.get("nb00.perplexity")
     q.check(q.solve() * 2)
     assert "too high" in capsys.readouterr().out
     q.check("ten")
@@ -52,7 +52,7 @@ def test_choice_explains_the_wrong_letter(capsys):
 
 
 def test_hints_get_more_specific(capsys):
-    q = exercises.get("nb00.size_ratio")
+    q = exercises.get("nb00.perplexity")
     q.hint()
     q.hint()
     first, second = [l for l in capsys.readouterr().out.splitlines() if l.startswith("Hint")]
@@ -60,7 +60,7 @@ def test_hints_get_more_specific(capsys):
 
 
 def test_unknown_exercise_names_the_known_ones():
-    with pytest.raises(KeyError, match="nb00.size_ratio"):
+    with pytest.raises(KeyError, match="nb00.perplexity"):
         exercises.get("nb99.nothing")
 
 

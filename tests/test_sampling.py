@@ -1,12 +1,10 @@
 """Decoding from scratch vs model.generate, filter properties, and the input checks."""
-import math
 
 import pytest
 import torch
 from hypothesis import assume, given, settings, strategies as st
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from lmguide import exercises
 from lmguide.sampling import (apply_temperature, beam_search, generate_text, greedy_generate, sample_generate,
                               sample_next_token, top_k_filter, top_p_filter)
 
@@ -247,44 +245,6 @@ def test_generate_text_bad_inputs(tokenizer_and_model):
         generate_text(lm, tok, "hi", strategy="topk")
     with pytest.raises(ValueError, match="use greedy decoding for temperature 0"):
         generate_text(lm, tok, "hi", strategy="sample", temperature=0)
-
-
-# --- notebook 02 exercises ---------------------------------------------------------------------
-def test_nb02_top_k_exercise(capsys):
-    q = exercises.get("nb02.top_k")
-
-    def learner_top_k(logits, k):
-        values, indices = torch.topk(logits, k)
-        out = torch.full_like(logits, float("-inf"))
-        out[indices] = values
-        return out
-
-    assert q.check(learner_top_k, quiet=True)
-    assert q.check(q.solve(), quiet=True)
-    assert not q.check(q.wrong_example)
-    assert "your top-k kept 10 tokens; expected 1" in capsys.readouterr().out
-    assert not q.check(lambda logits, k: top_k_filter(logits, k + 2))
-    assert "kept 3 tokens; expected 1" in capsys.readouterr().out
-    assert not q.check(lambda logits, k: torch.softmax(top_k_filter(logits, k), -1))
-    assert "you returned probabilities" in capsys.readouterr().out
-    assert not q.check(lambda logits, k: top_k_filter(logits, k).clamp(min=0.0))
-    assert "you set the removed logits to 0; use float('-inf')" in capsys.readouterr().out
-    assert not q.check(lambda logits, k: top_k_filter(logits, k) * 2)
-    assert "keep their values" in capsys.readouterr().out
-    assert not q.check(lambda logits, k: top_k_filter(-logits, k))  # keeps the smallest
-    assert "not the largest logits" in capsys.readouterr().out
-
-
-def test_nb02_temperature_and_top_p_exercises(capsys):
-    q = exercises.get("nb02.temperature_zero")
-    assert q.check("b", quiet=True) and not q.check(q.wrong_example, quiet=True)
-    q = exercises.get("nb02.top_p_count")
-    assert q.solve() == 3 and q.check(3, quiet=True) and q.check(torch.tensor(3), quiet=True)
-    assert not q.check(q.wrong_example)
-    assert "only 0.70, less than top_p=0.8" in capsys.readouterr().out
-    assert not q.check(4)
-    assert "smallest such set" in capsys.readouterr().out
-    assert math.isclose(sum((0.5, 0.2, 0.15)), 0.85)
 
 
 def test_context_length_none_for_generation_but_an_error_for_scoring():

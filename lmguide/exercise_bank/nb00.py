@@ -1,30 +1,59 @@
 """Exercises for 00_start_here."""
 from __future__ import annotations
 
+import math
+
 from lmguide.exercises import ChoiceExercise, NumberExercise, register
 
+# AustenGPT-large on the whole test split: its figure rounded, the split's size and its token count
+_BPB, _BYTES, _TOKENS = 1.37, 145_208, 35_912
 
-@register("nb00.size_ratio")
-class SizeRatio(NumberExercise):
-    prompt = ("How many times more parameters does smollm2-135m have than austen-gpt-large? "
-              "Compute it from the models themselves, not from the table's rounded figures.")
+
+def _as_float(answer) -> float | None:
+    """The learner's answer as a float, or None when it is not a number at all."""
+    try:
+        return float(str(answer).replace(",", "")) if isinstance(answer, str) else float(answer)
+    except (TypeError, ValueError):
+        return None
+
+
+@register("nb00.perplexity")
+class PerplexityFromBitsPerByte(NumberExercise):
+    prompt = (f"A model needs {_BPB} bits per byte on a text of {_BYTES:,} bytes, which its tokenizer "
+              f"cuts into {_TOKENS:,} tokens. What is its perplexity (per token)? "
+              "Two significant figures are enough.")
     hints = (
-        "sum(p.numel() for p in model.parameters()) counts a model's parameters.",
-        "Load both with lg.load(name), count each, then divide the large count by the small one.",
+        "Perplexity is 2 to the power of the average number of bits per *token*; you are given bits per *byte*.",
+        "First turn bits per byte into bits for the whole text, then share them out over the tokens.",
     )
-    solution_code = """
-llm, _ = lg.load("smollm2-135m")
-slm, _ = lg.load("austen-gpt-large")
-count = lambda m: sum(p.numel() for p in m.parameters())
-answer = count(llm) / count(slm)
+    solution_code = f"""
+bits = {_BPB} * {_BYTES}          # bits for the whole text
+bits_per_token = bits / {_TOKENS}
+answer = 2 ** bits_per_token       # the same as math.exp(mean loss per token in nats)
 """
     rel_tol = 0.01
-    wrong_example = 1.0
+    wrong_example = round(2 ** _BPB, 2)  # 2 ** bits-per-byte: forgot that perplexity is per token
 
     def solve(self):
-        from lmguide.zoo import ENTRIES
+        return 2 ** (_BPB * _BYTES / _TOKENS)
 
-        return ENTRIES["smollm2-135m"].parameters / ENTRIES["austen-gpt-large"].parameters
+    def diagnose(self, answer, expected):
+        message = super().diagnose(answer, expected)
+        value = _as_float(answer)
+        if message is None or value is None:
+            return message
+        bits_per_token = _BPB * _BYTES / _TOKENS
+        close = lambda x: math.isclose(value, x, rel_tol=0.02)  # noqa: E731
+        if close(2 ** _BPB):
+            return ("that is 2 to the bits per byte; perplexity counts per token, and each token here "
+                    "covers several bytes: turn bits per byte into bits per token first.")
+        if close(bits_per_token):
+            return "that is the number of bits per token; perplexity is 2 to that power."
+        if close(math.exp(bits_per_token)):
+            return "bits are base 2: raise 2 (not e) to the number of bits per token."
+        if close(2 ** (_BPB * _TOKENS / _BYTES)):
+            return "bytes and tokens are swapped: a token is several bytes, so bits per token > bits per byte."
+        return message
 
 
 @register("nb00.which_model")
@@ -39,7 +68,7 @@ class WhichModel(ChoiceExercise):
     answer_letter = "B"
     why_wrong = {
         "A": "a generative LLM produces text token by token; it gives no ready-made vector to compare, "
-             "and it is 6x larger than MiniLM, so every ticket costs more.",
+             "and it is about six times larger than MiniLM, so every ticket costs more.",
         "C": "AustenGPT generates Austen-style text; it was never trained to place similar meanings near each other.",
     }
     hints = ("Similarity search compares vectors. Which model is built to output one vector per text?",)

@@ -3,58 +3,75 @@ from __future__ import annotations
 
 import torch
 
-from lmguide.exercises import ChoiceExercise, FunctionExercise, NumberExercise, register
-from lmguide.sampling import top_k_filter, top_p_filter
+from lmguide.exercises import FunctionExercise, NumberExercise, register
+from lmguide.sampling import top_p_filter
 
-# fixed logits for checking a learner's top-k: distinct values, the best ones scattered
+# fixed logits for checking a learner's min-p: distinct values, the best ones scattered
 _LOGITS = torch.tensor([2.0, -1.0, 3.5, 0.5, 3.0, -2.0, 1.0, 0.0, 2.5, -0.5])
+_MIN_PS = (0.05, 0.2, 0.5, 0.9)
 
 
-def _keep_all(logits, k):
-    return logits.clone()  # forgets to filter: a wrong answer for the tests
+def min_p_reference(logits, min_p):
+    """Keep the tokens whose probability is at least ``min_p`` times the top token's; -inf the rest."""
+    probs = torch.softmax(logits, dim=-1)
+    threshold = min_p * probs.max(dim=-1, keepdim=True).values
+    return logits.masked_fill(probs < threshold, float("-inf"))
 
 
-@register("nb02.top_k")
-class TopK(FunctionExercise):
-    function_name = "top_k"
-    library_function = "lmguide.sampling.top_k_filter"
-    prompt = ("Write top_k(logits, k) for a 1-D tensor of logits: keep the k largest values unchanged "
-              "and set every other entry to float('-inf'). Check it with q.check(top_k).")
+def _absolute_min_p(logits, min_p):
+    probs = torch.softmax(logits, dim=-1)  # forgets to scale by the top probability: a wrong answer
+    return logits.masked_fill(probs < min_p, float("-inf"))
+
+
+@register("nb02.min_p")
+class MinP(FunctionExercise):
+    function_name = "min_p"
+    library_function = "transformers' MinPLogitsWarper (generate(..., min_p=...))"
+    prompt = ("Write min_p(logits, min_p) for a 1-D tensor of logits: keep every token whose probability "
+              "is at least min_p times the probability of the most likely token, unchanged, and set the "
+              "others to float('-inf'). (Min-p sampling: a cut that follows the model's confidence, "
+              "like top-p, but set relative to the favourite.) Check it with q.check(min_p).")
     hints = (
-        "torch.topk(logits, k) gives the k largest values and their indices.",
-        "Start from torch.full_like(logits, float('-inf')) and put the kept values back at their indices.",
+        "Turn the logits into probabilities with torch.softmax first; the threshold is a probability.",
+        "The threshold is min_p * probs.max(), not min_p itself; logits.masked_fill(mask, float('-inf')) "
+        "removes the tokens below it.",
     )
     solution_code = """
-def top_k(logits, k):
-    values, indices = torch.topk(logits, k)
-    out = torch.full_like(logits, float("-inf"))
-    out[indices] = values
-    return out
+def min_p(logits, min_p):
+    probs = torch.softmax(logits, dim=-1)
+    threshold = min_p * probs.max()
+    return logits.masked_fill(probs < threshold, float("-inf"))
 """
-    wrong_example = staticmethod(_keep_all)
+    wrong_example = staticmethod(_absolute_min_p)
 
     def solve(self):
-        return top_k_filter
+        return min_p_reference
 
     def diagnose_function(self, answer, expected):
-        for k in (1, 3, 5):
-            want = expected(_LOGITS.clone(), k)
-            got = answer(_LOGITS.clone(), k)
+        probs = torch.softmax(_LOGITS, dim=-1)
+        for p in _MIN_PS:
+            want = expected(_LOGITS.clone(), p)
+            got = answer(_LOGITS.clone(), p)
             if not isinstance(got, torch.Tensor) or got.shape != _LOGITS.shape:
                 shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-                return f"top_k should return a tensor shaped like the logits {tuple(_LOGITS.shape)}; got {shape}."
-            if bool((got >= 0).all()) and abs(float(got.sum()) - 1) < 1e-4:
-                return "you returned probabilities; return the filtered logits (softmax comes later, when sampling)."
-            kept = torch.isfinite(got)
-            removed = got[~torch.isfinite(want)]  # what the learner put where -inf belongs
-            if bool(kept.all()) and bool((removed == removed[0]).all()):
-                return (f"you set the removed logits to {float(removed[0]):g}; use float('-inf') so softmax "
-                        "gives them probability 0.")
-            if int(kept.sum()) != k:
-                return f"your top-k kept {int(kept.sum())} tokens; expected {k} (with k={k})."
-            if not torch.equal(kept, torch.isfinite(want)):
-                return (f"with k={k} you kept the right number of tokens but not the largest logits "
-                        f"(kept ids {kept.nonzero().flatten().tolist()}).")
+                return f"min_p should return a tensor shaped like the logits {tuple(_LOGITS.shape)}; got {shape}."
+            kept, should = torch.isfinite(got), torch.isfinite(want)
+            if bool(kept.all()) and not bool(should.all()):
+                removed = got[~should]
+                if bool((got >= 0).all()) and abs(float(got.sum()) - 1) < 1e-4:
+                    return "you returned probabilities; return the filtered logits (softmax comes later)."
+                if bool((removed == removed[0]).all()) and float(removed[0]) != float(_LOGITS[~should][0]):
+                    return (f"you set the removed logits to {float(removed[0]):g}; use float('-inf') so "
+                            "softmax gives them probability 0.")
+                return f"with min_p={p} nothing was removed; expected {int(should.sum())} of 10 tokens kept."
+            if torch.equal(kept, probs >= p) and not torch.equal(kept, should):
+                return (f"with min_p={p} you kept the tokens whose probability is at least {p}; the cut is "
+                        f"relative: min_p times the top token's probability ({float(probs.max()):.3f}).")
+            if torch.equal(kept, _LOGITS >= p * _LOGITS.max()) and not torch.equal(kept, should):
+                return "you compared the logits; the rule is about probabilities: apply softmax first."
+            if not torch.equal(kept, should):
+                return (f"with min_p={p} you kept {int(kept.sum())} tokens (ids {kept.nonzero().flatten().tolist()}); "
+                        f"expected {int(should.sum())}.")
             if not torch.equal(got[kept], _LOGITS[kept]):
                 return "the kept logits must keep their values: filter, don't rescale or softmax them."
             if not bool((got[~kept] == float("-inf")).all()):
@@ -62,25 +79,50 @@ def top_k(logits, k):
         return None
 
 
-@register("nb02.temperature_zero")
-class TemperatureZero(ChoiceExercise):
-    prompt = "You sample with softmax(logits / T). What happens to the distribution as T -> 0?"
-    choices = {
-        "A": "it becomes uniform: every token is equally likely",
-        "B": "all the probability goes to the highest-logit token, so sampling becomes greedy decoding",
-        "C": "nothing: softmax does not care how the logits are scaled",
-        "D": "rare tokens become more likely, so the text gets more creative",
-    }
-    answer_letter = "B"
-    why_wrong = {
-        "A": "that is T -> infinity: dividing by a huge T squashes every logit towards 0.",
-        "C": "softmax ignores *adding* a constant to the logits, not multiplying them.",
-        "D": "that is what a high temperature does; a low one makes the favourite even more likely.",
-    }
-    hints = ("Dividing by a small T multiplies the gaps between logits by a large number.",
-             "Try torch.softmax(torch.tensor([2.0, 1.0, 0.0]) / 0.01, dim=0).")
-    solution_code = "torch.softmax(logits / 1e-3, dim=-1)  # ~ one-hot at logits.argmax()"
-    wrong_example = "C"
+_CACHE_PROMPT, _CACHE_NEW = 10, 100
+
+
+@register("nb02.no_cache_positions")
+class NoCachePositions(NumberExercise):
+    prompt = (f"Greedy decoding WITHOUT the KV cache, as in section 2.1: each step runs the model over "
+              f"every token so far and appends one. The prompt is {_CACHE_PROMPT} tokens and you ask for "
+              f"{_CACHE_NEW} new ones. How many token positions does the model process in all, summed "
+              f"over the steps? (With the cache it is {_CACHE_PROMPT} for the prompt, then 1 per later "
+              f"step: {_CACHE_PROMPT + _CACHE_NEW - 1}.)")
+    hints = (
+        "Step 1 reads the prompt alone; every later step reads one token more than the one before.",
+        "The last new token is produced by the last step and never read back. Add up an arithmetic series.",
+    )
+    solution_code = f"""
+answer = sum({_CACHE_PROMPT} + step for step in range({_CACHE_NEW}))   # {_CACHE_PROMPT}, {_CACHE_PROMPT + 1}, ..., {_CACHE_PROMPT + _CACHE_NEW - 1}
+"""
+    rel_tol = 0.0
+    exact = True  # a count
+    wrong_example = _CACHE_PROMPT + _CACHE_NEW - 1  # the with-cache figure
+
+    def solve(self):
+        return sum(_CACHE_PROMPT + step for step in range(_CACHE_NEW))
+
+    def diagnose(self, answer, expected):
+        message = super().diagnose(answer, expected)
+        try:
+            value = float(answer)
+        except (TypeError, ValueError):
+            return message
+        if message is None:
+            return None
+        n, t = _CACHE_NEW, _CACHE_PROMPT
+        if value in (t + n - 1, t + n):
+            return "that is the count with the cache; without it every step re-reads all the tokens so far."
+        if value == sum(t + step for step in range(1, n + 1)):
+            return "one step too far along: the first step reads only the prompt, and the last new token is never read."
+        if value == sum(t + step for step in range(n + 1)):
+            return "one step too many: the last new token is produced, never fed back in."
+        if value == n * (t + n):
+            return "not every step reads the full final length: step 1 reads the prompt, each later step one more."
+        if value == n * (n + 1) / 2 or value == n * n / 2:
+            return "that leaves out the prompt, which every step reads again."
+        return message
 
 
 # token probabilities for the nucleus question, already sorted
@@ -93,12 +135,14 @@ class TopPCount(NumberExercise):
     prompt = (f"The next-token probabilities are {_PROBS} and you sample with top_p={_P}. "
               "How many tokens can still be sampled?")
     hints = ("Add the probabilities from the largest down and stop as soon as the total reaches top_p.",
-             "0.5 + 0.2 = 0.7 is not yet 0.8.")
+             "Write down the running totals from the largest probability down; the first total that "
+             "reaches top_p tells you how many tokens are in the nucleus.")
     solution_code = f"""
 logits = torch.tensor({_PROBS}).log()
 torch.isfinite(lg.sampling.top_p_filter(logits, {_P})).sum()
 """
     rel_tol = 0.0
+    exact = True  # a count
     wrong_example = 2
 
     def solve(self):
@@ -129,12 +173,13 @@ class MaxLength(NumberExercise):
               f"model.generate(input_ids, max_length={_MAX_LENGTH}). The model never emits EOS. "
               "How many NEW tokens do you get?")
     hints = ("max_length is the length of the whole output sequence, prompt included.",
-             f"The output holds {_MAX_LENGTH} tokens; {_PROMPT_TOKENS} of them are the prompt.")
+             "The output of generate holds max_length tokens in all, and the prompt is among them.")
     solution_code = f"""
 output = model.generate(input_ids, attention_mask=mask, max_length={_MAX_LENGTH})
 output.shape[1] - input_ids.shape[1]   # {_MAX_LENGTH} - {_PROMPT_TOKENS}; use max_new_tokens to ask for new ones
 """
     rel_tol = 0.0
+    exact = True  # a count
     wrong_example = _MAX_LENGTH
 
     def solve(self):

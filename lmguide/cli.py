@@ -1,6 +1,6 @@
 """The ``lmguide`` command: prepare models, list them, check the setup, train.
 
-    lmguide models prepare      # one-time work: convert, verify (idempotent)
+    lmguide models prepare      # one-time work: convert, verify, measure held-out scores (idempotent)
     lmguide models list         # the zoo table
     lmguide doctor              # versions, threads, network, cache; what to fix
     lmguide train --preset large --out DIR      # = python -m lmguide.recipes.austen_gpt
@@ -25,7 +25,27 @@ def _prepare(args) -> int:
         except zoo.ModelNotAvailable as exc:
             failed += 1
             print(f"{name}: NOT READY: {exc}")
+    if args.measure and not failed:
+        _measure_heldout()
     return 1 if failed else 0
+
+
+def _measure_heldout() -> None:
+    """Fill the cache of whole-test-split bits per byte that the notebooks read (once; minutes for SmolLM2)."""
+    import torch
+
+    from lmguide import eval as lm_eval
+    from lmguide import zoo
+
+    torch.set_num_threads(min(2, os.cpu_count() or 2))
+    for name, e in zoo.ENTRIES.items():
+        if e.kind != "causal-lm":
+            continue
+        model, tokenizer = zoo.load(name)
+        r = lm_eval.split_bits_per_byte(model, tokenizer, "test", key=name)
+        how = "cached" if r["cached"] else f"measured in {r['seconds']:.0f} s"
+        print(f"{name}: {r['bits_per_byte']:.4f} bits per byte on the whole test split ({how})", flush=True)
+        del model
 
 
 def _list(args) -> int:
@@ -95,6 +115,8 @@ def main(argv=None) -> int:
     msub = models.add_subparsers(dest="action", required=True)
     prep = msub.add_parser("prepare", help="one-time conversion and verification of every model")
     prep.add_argument("--force", action="store_true", help="redo conversions even if cached")
+    prep.add_argument("--no-measure", dest="measure", action="store_false",
+                      help="skip measuring the held-out bits per byte the notebooks read (cached after the first run)")
     prep.set_defaults(func=_prepare)
     lst = msub.add_parser("list", help="print the zoo table")
     lst.add_argument("--csv", action="store_true", help="as CSV (every column)")

@@ -16,6 +16,8 @@ def test_models_prepare_is_idempotent(capsys):
     out = capsys.readouterr().out
     assert "making" not in out  # already prepared: nothing redone
     assert out.count(": ok") == len(zoo.names())
+    lms = [n for n, e in zoo.ENTRIES.items() if e.kind == "causal-lm"]
+    assert out.count("on the whole test split (cached)") == len(lms)  # the notebooks' figures, made once
 
 
 def test_doctor_reports_offline_and_all_models(capsys):

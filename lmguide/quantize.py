@@ -425,6 +425,11 @@ def linear_weight_bytes(model: nn.Module) -> dict:
     linear, total = 0, 0
     seen = set()
     for m in model.modules():
+        if "quantized" in type(m).__module__ and type(m).__name__ == "Linear":  # torch's dynamic int8
+            with _torch_quantization_quiet():
+                w = m.weight()
+            size = w.numel() + 8 * (w.q_per_channel_scales().numel() if w.qscheme() != torch.per_tensor_affine else 1)
+            linear, total = linear + size, total + size
         own = list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False))
         for name, t in own:
             if t is None or id(t) in seen:
@@ -463,6 +468,32 @@ def supports_bf16() -> dict:
 _META_KEY = "lmguide-quantization"
 
 
+def _tensors_to_save(model: nn.Module, float_dtype) -> tuple[dict, str]:
+    """The tensors ``save_quantized`` writes (shared ones once, the tied embedding not at all)."""
+    info = model._lmguide_quantization
+    emb_name = ""
+    if info["tied_head"]:
+        emb = model.get_input_embeddings()
+        emb_name = next(n for n, m in model.named_modules() if m is emb) + ".weight"
+    tensors, seen = {}, set()
+    for name, t in model.state_dict().items():
+        if name == emb_name:
+            continue  # re-made from the quantized head when loading
+        if t.numel() and t.data_ptr() in seen:
+            continue  # a weight shared by two modules is stored once
+        seen.add(t.data_ptr())
+        if t.is_floating_point() and not name.endswith(("weight_scale", "weight_min")):
+            t = t.to(float_dtype)
+        tensors[name] = t.contiguous()
+    return tensors, emb_name
+
+
+def quantized_file_bytes(model: nn.Module, float_dtype=torch.float16) -> int:
+    """Bytes of tensor data ``save_quantized`` would write for this model (the file adds a small header)."""
+    tensors, _ = _tensors_to_save(model, float_dtype)
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
 def save_quantized(model: nn.Module, tokenizer, folder: str | Path, float_dtype=torch.float16) -> Path:
     """Write a model quantized by ``quantize_model``: ``model.safetensors`` (integer codes, scales and
     the remaining float tensors in ``float_dtype``), its config and its tokenizer. No pickles."""
@@ -473,20 +504,7 @@ def save_quantized(model: nn.Module, tokenizer, folder: str | Path, float_dtype=
         raise ValueError("the model is not quantized; call lmguide.quantize.quantize_model(model, bits=8) first")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors, seen = {}, {}
-    emb_name = ""
-    if info["tied_head"]:
-        emb = model.get_input_embeddings()
-        emb_name = next(n for n, m in model.named_modules() if m is emb) + ".weight"
-    for name, t in model.state_dict().items():
-        if name == emb_name:
-            continue  # re-made from the quantized head when loading
-        if t.data_ptr() in seen and t.numel():
-            continue  # a weight shared by two modules is stored once
-        seen[t.data_ptr()] = name
-        if t.is_floating_point() and not name.endswith("weight_scale") and not name.endswith("weight_min"):
-            t = t.to(float_dtype)
-        tensors[name] = t.contiguous()
+    tensors, emb_name = _tensors_to_save(model, float_dtype)
     meta = {**info, "embedding": emb_name, "float_dtype": str(float_dtype).replace("torch.", ""),
             "architecture": type(model).__name__}
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt", _META_KEY: json.dumps(meta)})
@@ -574,3 +592,130 @@ def _shared(model: nn.Module, name: str) -> bool:
         if u is t:
             return True
     return False
+
+
+# ------------------------------------------------------------ 6. one model in many precisions
+
+PRECISIONS = ("fp32", "bf16", "fp16", "int8 dynamic", "int8 (ours)", "int4 (ours)")
+
+
+def to_precision(model: nn.Module, precision: str, group_size: int = 32, fix_conv1d: bool = True) -> nn.Module:
+    """The float32 ``model`` turned into ``precision`` (one of ``PRECISIONS``), in place where torch allows.
+
+    "int8 dynamic" is torch's ``quantize_dynamic``; with ``fix_conv1d`` GPT-2's ``Conv1D`` layers
+    become ``nn.Linear`` first (without it, dynamic quantization leaves them in float32).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+    if precision == "fp32":
+        return model.float()
+    if precision in ("bf16", "fp16"):
+        return model.to(torch.bfloat16 if precision == "bf16" else torch.float16)
+    if precision == "int8 dynamic":
+        if fix_conv1d:
+            conv1d_to_linear(model)
+        with _torch_quantization_quiet():
+            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+    return quantize_model(model, bits=8 if precision == "int8 (ours)" else 4, group_size=group_size)
+
+
+def stored_bytes(model: nn.Module) -> int:
+    """Bytes of weights the model would store: the safetensors data for float and our quantized
+    models, a ``torch.save`` pickle for torch's dynamic quantization (which safetensors cannot hold)."""
+    if hasattr(model, "_lmguide_quantization"):
+        return quantized_file_bytes(model)
+    if any("quantized" in type(m).__module__ for m in model.modules()):
+        return torch_state_bytes(model)
+    seen, total = set(), 0
+    for t in model.state_dict().values():
+        if t.data_ptr() not in seen:
+            seen.add(t.data_ptr())
+            total += t.numel() * t.element_size()
+    return total
+
+
+def _sample_ids(model: nn.Module, batch: int, length: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(5, model.config.vocab_size, (batch, length), generator=g)
+
+
+@torch.inference_mode()
+def forward_latency(model: nn.Module, batch: int = 8, length: int = 128, repeats: int = 3, warmup: int = 1):
+    """``bench.Timing`` of one forward pass over ``batch`` x ``length`` random token ids."""
+    from lmguide.bench import time_call
+
+    ids = _sample_ids(model, batch, length)
+    mask = torch.ones_like(ids)
+    return time_call(lambda: model(input_ids=ids, attention_mask=mask), repeats=repeats, warmup=warmup)
+
+
+@torch.inference_mode()
+def decode_latency(model: nn.Module, prompt_length: int = 128, repeats: int = 5, warmup: int = 1):
+    """``bench.Timing`` of one decoding step (one new token, batch 1) after a ``prompt_length`` prompt, KV cache on."""
+    from lmguide.bench import time_call
+
+    ids = _sample_ids(model, 1, prompt_length + 1)
+    cache = model(input_ids=ids[:, :prompt_length], use_cache=True).past_key_values
+    step_ids = ids[:, prompt_length:]
+
+    def step():
+        out = model(input_ids=step_ids, past_key_values=cache, use_cache=True)
+        cache.crop(prompt_length)  # every timed step sees the same prompt
+        return out
+
+    return time_call(step, repeats=repeats, warmup=warmup)
+
+
+def dev_f1(model: nn.Module, tokenizer) -> float:
+    """SQuAD F1 (percent) of a question-answering model on the shipped dev set."""
+    from lmguide import qa, qa_data
+
+    dataset = qa_data.load_split("dev")
+    questions = list(qa_data.iter_questions(dataset))
+    answers = qa.answer_many([(q["question"], q["context"]) for q in questions], model, tokenizer)
+    return qa.squad_evaluate({q["id"]: a["answer"] for q, a in zip(questions, answers)}, dataset)["f1"]
+
+
+def quality(model: nn.Module, tokenizer, kind: str, key: str | None = None) -> dict:
+    """What the results table reports as quality: bits per byte on the whole Austen test split
+    (cached under ``key``) for a causal LM, dev F1 for a question-answering model."""
+    from lmguide import eval as lm_eval
+
+    if kind == "question-answering":
+        return {"metric": "dev F1", "value": dev_f1(model, tokenizer), "cached": False}
+    with torch.inference_mode():
+        result = lm_eval.split_bits_per_byte(model, tokenizer, "test", key=key)
+    return {"metric": "test bits/byte", "value": result["bits_per_byte"], "cached": result["cached"]}
+
+
+def measure_precision(name: str, precision: str, with_quality: bool = True, repeats: int = 3,
+                      decode_repeats: int = 5) -> dict:
+    """One row of the results table: load the zoo model ``name`` afresh, convert it to ``precision``,
+    measure size, forward (8 x 128) and one-token decode latency, and quality; then let it go.
+
+    Loading each variant afresh keeps one copy in memory at a time (SmolLM2 in fp32 is 538 MB).
+    """
+    import gc
+
+    from lmguide import zoo
+
+    model, tokenizer = zoo.load(name)
+    kind = zoo.entry(name).kind
+    model = to_precision(model, precision)
+    row = {"model": name, "precision": precision, "size (MB)": stored_bytes(model) / 1e6,
+           "linear weights (MB)": linear_weight_bytes(model)["linear weights"] / 1e6}
+    timing = forward_latency(model, repeats=repeats)
+    row.update({"forward 8x128 (ms)": 1e3 * timing.median, "forward spread": timing.spread})
+    if kind == "causal-lm":
+        step = decode_latency(model, repeats=decode_repeats)
+        row.update({"decode 1 token (ms)": 1e3 * step.median, "decode spread": step.spread})
+    else:
+        row.update({"decode 1 token (ms)": float("nan"), "decode spread": float("nan")})
+    if with_quality:
+        key = f"{name}-{zoo.fingerprint(name)}-{precision.replace(' ', '-').replace('(', '').replace(')', '')}"
+        q = quality(model, tokenizer, kind, key=key)
+        row.update({"quality metric": q["metric"], "quality": q["value"]})
+    row["threads"] = torch.get_num_threads()
+    del model
+    gc.collect()
+    return row

@@ -719,3 +719,37 @@ def measure_precision(name: str, precision: str, with_quality: bool = True, repe
     del model
     gc.collect()
     return row
+
+
+_MATMUL_OPS = ("aten::addmm", "aten::mm", "aten::_int_mm", "quantized::linear_dynamic", "aten::linear",
+               "aten::matmul", "aten::bmm", "aten::baddbmm")
+_ATTENTION_OPS = ("aten::_scaled_dot_product", "aten::scaled_dot_product", "aten::softmax", "aten::_softmax")
+
+
+@torch.inference_mode()
+def time_by_op(model: nn.Module, batch: int = 8, length: int = 128, warmup: int = 1):
+    """Where one forward pass spends its CPU time: matrix multiplies, attention, everything else.
+
+    Returns a pandas DataFrame (ms and share of the profiled self time per group), from
+    ``torch.profiler`` over one pass after ``warmup`` untimed ones.
+    """
+    import pandas as pd
+    from torch.profiler import ProfilerActivity, profile
+
+    ids = _sample_ids(model, batch, length)
+    mask = torch.ones_like(ids)
+    for _ in range(warmup):
+        model(input_ids=ids, attention_mask=mask)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(input_ids=ids, attention_mask=mask)
+    groups = {"matrix multiplies": 0.0, "attention (scores, softmax)": 0.0, "everything else": 0.0}
+    for event in prof.key_averages():
+        ms = event.self_cpu_time_total / 1e3
+        if event.key.startswith(_MATMUL_OPS):
+            groups["matrix multiplies"] += ms
+        elif event.key.startswith(_ATTENTION_OPS):
+            groups["attention (scores, softmax)"] += ms
+        else:
+            groups["everything else"] += ms
+    total = sum(groups.values())
+    return pd.DataFrame({"ms": groups, "share": {k: v / total for k, v in groups.items()}})

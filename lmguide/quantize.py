@@ -634,7 +634,8 @@ def stored_bytes(model: nn.Module) -> int:
     return total
 
 
-def _sample_ids(model: nn.Module, batch: int, length: int) -> torch.Tensor:
+def sample_ids(model: nn.Module, batch: int, length: int) -> torch.Tensor:
+    """Seeded random token ids (batch, length) in the model's vocabulary, for timing."""
     g = torch.Generator().manual_seed(0)
     return torch.randint(5, model.config.vocab_size, (batch, length), generator=g)
 
@@ -644,7 +645,7 @@ def forward_latency(model: nn.Module, batch: int = 8, length: int = 128, repeats
     """``bench.Timing`` of one forward pass over ``batch`` x ``length`` random token ids."""
     from lmguide.bench import time_call
 
-    ids = _sample_ids(model, batch, length)
+    ids = sample_ids(model, batch, length)
     mask = torch.ones_like(ids)
     return time_call(lambda: model(input_ids=ids, attention_mask=mask), repeats=repeats, warmup=warmup)
 
@@ -654,13 +655,13 @@ def decode_latency(model: nn.Module, prompt_length: int = 128, repeats: int = 5,
     """``bench.Timing`` of one decoding step (one new token, batch 1) after a ``prompt_length`` prompt, KV cache on."""
     from lmguide.bench import time_call
 
-    ids = _sample_ids(model, 1, prompt_length + 1)
-    cache = model(input_ids=ids[:, :prompt_length], use_cache=True).past_key_values
+    ids = sample_ids(model, 1, prompt_length + 1)
+    cache = model(input_ids=ids[:, :prompt_length], use_cache=True).cache   # transformers 5: ``cache``
     step_ids = ids[:, prompt_length:]
 
     def step():
-        out = model(input_ids=step_ids, past_key_values=cache, use_cache=True)
-        cache.crop(prompt_length)  # every timed step sees the same prompt
+        out = model(input_ids=step_ids, cache=cache, use_cache=True)
+        cache.crop(-1)  # drop the new token: every timed step sees the same prompt
         return out
 
     return time_call(step, repeats=repeats, warmup=warmup)
@@ -736,7 +737,7 @@ def time_by_op(model: nn.Module, batch: int = 8, length: int = 128, warmup: int 
     import pandas as pd
     from torch.profiler import ProfilerActivity, profile
 
-    ids = _sample_ids(model, batch, length)
+    ids = sample_ids(model, batch, length)
     mask = torch.ones_like(ids)
     for _ in range(warmup):
         model(input_ids=ids, attention_mask=mask)

@@ -15,6 +15,8 @@ Where each notebook's code lives (lessons are flat modules named by topic):
                                    bench (timing)
     03_slm_embeddings_and_qa       embeddings, search, qa (spans,      exercise_bank/nb03.py
                                    metrics, labels), qa_pipeline
+    05_quantization                quantize (int8/int4, GGUF blocks,   exercise_bank/nb05.py
+                                   QuantLinear, save/load, measuring)
 
 Plumbing: zoo (models, variants, the loader), data (Austen corpus), qa_data (QA files),
 bench (timing), plots, widgets, exercises, cli. Recipes that made the shipped models:
@@ -30,7 +32,7 @@ from lmguide.zoo import load  # noqa: E402
 # The other modules import torch or transformers, so they load on first use: ``lg.qa``,
 # ``lg.eval`` ... work after ``import lmguide as lg`` without importing everything up front.
 _LAZY = {"attention", "bench", "embeddings", "eval", "params", "plots", "qa", "qa_data",
-         "qa_pipeline", "recipes", "sampling", "search", "tokenizers", "widgets"}
+         "qa_pipeline", "quantize", "recipes", "sampling", "search", "tokenizers", "widgets"}
 
 
 def __getattr__(name: str):

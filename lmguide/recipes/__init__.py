@@ -4,6 +4,8 @@ card), ``training.json`` and ``zoo.json`` through ``lmguide.zoo.write_entry``).
 
     austen_gpt        AustenGPT-small/large: BPE tokenizer + GPT-2 trained on the Austen train split
     minilm_qa         minilm-qa: all-MiniLM-L6-v2 fine-tuned for extractive QA on the project's QA set
+    quantized         the int8 variants (austen-gpt-large-int8 shipped; minilm-qa-int8 and
+                      smollm2-135m-int8 made at prepare time) and their precision tables
 
 The lessons these recipes use (BPE training, bits per byte, QA feature labelling and decoding)
 live in the flat topic modules (``lmguide.tokenizers``, ``lmguide.eval``, ``lmguide.qa``); a recipe

@@ -1,0 +1,160 @@
+"""Exercises for notebook 05 (quantization)."""
+from __future__ import annotations
+
+import torch
+
+from lmguide.exercises import ChoiceExercise, FunctionExercise, NumberExercise, register
+from lmguide.quantize import absmax_dequantize, absmax_quantize
+
+# a row of weights with one large value, as real weight rows have
+_ROW = torch.tensor([0.12, -0.40, 0.05, 1.905, -0.33, 0.0, 0.71, -0.08])
+
+
+def _as_number(answer):
+    """A number typed as text ("0.015", "1.5e-2") counts as that number."""
+    if isinstance(answer, str):
+        try:
+            return float(answer.strip().replace(",", ""))
+        except ValueError:
+            return answer
+    return answer
+
+
+@register("nb05.absmax_scale")
+class AbsmaxScale(NumberExercise):
+    prompt = (f"The weight row {[round(float(v), 3) for v in _ROW]} is quantized to int8 with one absmax "
+              "scale (codes -127..127). What is the scale, i.e. the size of one integer step?")
+    hints = ("Absmax maps the largest |weight| in the row to the largest code.",
+             "Divide that largest |weight| by the largest int8 code used here.")
+    solution_code = """
+row = torch.tensor([0.12, -0.40, 0.05, 1.905, -0.33, 0.0, 0.71, -0.08])
+row.abs().max() / 127     # lg.quantize.absmax_quantize(row)[1]
+"""
+    rel_tol = 5e-3  # 0.015 typed for 0.0150 is right
+    wrong_example = 1.905 / 128
+
+    def solve(self):
+        return float(absmax_quantize(_ROW)[1])
+
+    def diagnose(self, answer, expected):
+        answer = _as_number(answer)
+        message = super().diagnose(answer, expected)
+        if message is None or message.startswith("expected a number"):
+            return message
+        value = float(answer)
+        amax = float(_ROW.abs().max())
+        if abs(value - amax / 128) < 1e-6 or abs(value - amax / 255) < 1e-6:
+            return ("int8 symmetric codes run from -127 to 127 (not 128 or 255 steps), so that 0 sits in the "
+                    "middle and +x and -x get codes of equal size.")
+        if abs(value - amax) < 1e-6 or abs(value - 127 / amax) < 1e-3:
+            return "the scale is what one integer step is worth: largest |weight| divided by the largest code."
+        return message
+
+
+def _no_rounding(row):
+    scale = row.abs().max() / 127
+    return (row / scale) * scale  # forgets to round: gives the row back unchanged
+
+
+@register("nb05.fake_quantize")
+class FakeQuantize(FunctionExercise):
+    function_name = "round_trip"
+    library_function = "lmguide.quantize.absmax_dequantize(*lmguide.quantize.absmax_quantize(row))"
+    prompt = ("Write round_trip(row): quantize a 1-D float tensor to int8 with one absmax scale "
+              "(codes -127..127), then de-quantize it, and return the float tensor the model would "
+              "compute with. Check it with q.check(round_trip).")
+    hints = ("Three steps: scale = max|row| / 127; codes = round(row / scale) kept in -127..127; codes * scale.",
+             "torch.round, then .clamp(-127, 127); multiply back by the same scale.")
+    solution_code = """
+def round_trip(row):
+    scale = row.abs().max() / 127
+    codes = torch.round(row / scale).clamp(-127, 127)
+    return codes * scale
+"""
+    wrong_example = staticmethod(_no_rounding)
+
+    def solve(self):
+        return lambda row: absmax_dequantize(*absmax_quantize(row))
+
+    def diagnose_function(self, answer, expected):
+        g = torch.Generator().manual_seed(5)
+        rows = [_ROW, torch.randn(64, generator=g) * 0.02, -_ROW]
+        for row in rows:
+            got = answer(row.clone())
+            want = expected(row.clone())
+            if not isinstance(got, torch.Tensor) or got.shape != row.shape:
+                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+                return f"return a float tensor shaped like the row {tuple(row.shape)}; got {shape}."
+            if not got.is_floating_point():
+                return "you returned the integer codes; multiply them by the scale to get floats back."
+            got = got.float()
+            if torch.allclose(got, row, atol=1e-7):
+                return "your output equals the input: round the scaled values to whole codes before scaling back."
+            scale = float(row.abs().max()) / 127
+            if torch.allclose(got, row / scale, atol=1.0):
+                return "these look like the codes; multiply them by the scale to de-quantize."
+            if not torch.allclose(got, want, atol=1e-6):
+                worst = int((got - want).abs().argmax())
+                return (f"at position {worst} you give {float(got[worst]):.6g}, expected {float(want[worst]):.6g}: "
+                        "check the scale (max|row| / 127) and that you round to the nearest code.")
+        return None
+
+
+@register("nb05.bits_per_weight")
+class BitsPerWeight(NumberExercise):
+    prompt = ("A group-wise int4 format stores 4-bit codes in groups of 64 weights, plus one float16 "
+              "scale and one float16 minimum per group. How many bits does one weight cost on average?")
+    hints = ("Count the bits of one whole group (codes, scale and minimum), then divide by the weights in it.",
+             "A float16 number is 16 bits; the group has two of them and 64 codes of 4 bits.")
+    solution_code = """
+(64 * 4 + 16 + 16) / 64     # 4.5; Q4_1 (groups of 32) costs (32 * 4 + 32) / 32 = 5
+"""
+    rel_tol = 1e-3
+    wrong_example = 4
+
+    def solve(self):
+        return (64 * 4 + 16 + 16) / 64
+
+    def diagnose(self, answer, expected):
+        answer = _as_number(answer)
+        message = super().diagnose(answer, expected)
+        if message is None or message.startswith("expected a number"):
+            return message
+        value = float(answer)
+        if value == 4:
+            return "4 counts only the codes; the scale and minimum are stored too, shared by the group."
+        if value == 5:
+            return "5 is right for groups of 32 (Q4_1); here a group has 64 weights to share its 32 bits."
+        if abs(value - 4.25) < 1e-9:
+            return "that counts one float16 per group; this format stores two (a scale and a minimum)."
+        return message
+
+
+@register("nb05.which_blocks")
+class WhichBlocks(ChoiceExercise):
+    prompt = ("SmolLM2's weights were de-quantized from Q4_1 blocks of 32 consecutive weights per row. "
+              "You quantize those float weights again with the same rule (a scale and a minimum per "
+              "group). Which grouping gives back exactly the weights you started from?")
+    choices = {
+        "A": "groups of 32, starting at the first weight of each row, like the file's blocks",
+        "B": "groups of 64: fewer scales to store and every file block is inside one group",
+        "C": "groups of 32 that start 16 weights into each row",
+        "D": "any grouping: the weights already lie on a 4-bit grid, so nothing more is lost",
+    }
+    answer_letter = "A"
+    why_wrong = {
+        "B": ("a group of 64 joins two file blocks with different scales and minimums; one new 16-step grid "
+              "cannot hit both blocks' grids, so most weights move."),
+        "C": ("shifted groups straddle two file blocks, whose grids differ; the new grid fits neither, so "
+              "weights move. Try it with lg.quantize.quantize_int4 on torch.roll(row, 16)."),
+        "D": ("each block has its own grid (its scale and minimum); only a group that covers exactly one block "
+              "finds that grid again."),
+    }
+    hints = ("In each file block the smallest weight is the block's minimum and the largest is minimum + 15 x scale.",
+             "A new group finds the same scale and minimum only if its smallest and largest weights are those of one block.")
+    solution_code = """
+w = model.model.layers[0].mlp.down_proj.weight           # from the zoo's SmolLM2
+for g in (32, 64):
+    print(g, (lg.quantize.fake_quantize(w, bits=4, group_size=g) - w).abs().max())
+"""
+    wrong_example = "B"

@@ -579,6 +579,22 @@ def table(names=None, repeats: int = 3, threads: int = 2, quick: bool = False, p
     return frame
 
 
+def pareto_front(points: dict, lower_quality_is_better: bool = False) -> list[str]:
+    """Names of the points no other point beats on both axes; ``points`` maps name -> (quality, speed).
+
+    Speed is always higher-is-better; quality is too unless ``lower_quality_is_better`` (bits per
+    byte). A point is dominated when another is at least as good on both and better on one.
+    """
+    sign = -1.0 if lower_quality_is_better else 1.0
+    clean = {n: (sign * q, s) for n, (q, s) in points.items() if q == q and s == s}  # drop NaN
+    front = []
+    for name, (q, s) in clean.items():
+        dominated = any(q2 >= q and s2 >= s and (q2 > q or s2 > s) for other, (q2, s2) in clean.items() if other != name)
+        if not dominated:
+            front.append(name)
+    return front
+
+
 # --- results on disk: what `lmguide bench` writes and notebook 07 reads ------------------------
 def results_file():
     from lmguide import zoo

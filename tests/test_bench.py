@@ -249,3 +249,11 @@ def test_results_round_trip(tmp_path):
     back = bench.load_results(tmp_path / "r.json")
     assert bench.frame_from_results(back).loc["a", "tokens/s"] == 3.0
     assert bench.load_results(tmp_path / "missing.json") is None
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = {"big": (0.9, 1.0), "small": (0.5, 10.0), "worse": (0.4, 5.0), "nan": (float("nan"), 3.0),
+              "tie": (0.9, 1.0)}
+    assert sorted(bench.pareto_front(points)) == ["big", "small", "tie"]
+    # bits per byte: lower is better, so "worse" (0.4) becomes the best quality
+    assert sorted(bench.pareto_front(points, lower_quality_is_better=True)) == ["small", "worse"]

@@ -15,9 +15,12 @@ Where each notebook's code lives (lessons are flat modules named by topic):
                                    bench (timing)
     03_slm_embeddings_and_qa       embeddings, search, qa (spans,      exercise_bank/nb03.py
                                    metrics, labels), qa_pipeline
+    07_choosing_llm_vs_slm         bench (the comparison table,        exercise_bank/nb07.py
+                                   bandwidth bound), export (ONNX),
+                                   router
 
 Plumbing: zoo (models, variants, the loader), data (Austen corpus), qa_data (QA files),
-bench (timing), plots, widgets, exercises, cli. Recipes that made the shipped models:
+bench (timing, ``lmguide bench``), plots, widgets, exercises, cli. Recipes that made the shipped models:
 ``lmguide/recipes/`` (``python -m lmguide.recipes.NAME``; see its docstring).
 """
 from __future__ import annotations
@@ -29,8 +32,8 @@ from lmguide.zoo import load  # noqa: E402
 
 # The other modules import torch or transformers, so they load on first use: ``lg.qa``,
 # ``lg.eval`` ... work after ``import lmguide as lg`` without importing everything up front.
-_LAZY = {"attention", "bench", "embeddings", "eval", "params", "plots", "qa", "qa_data",
-         "qa_pipeline", "recipes", "sampling", "search", "tokenizers", "widgets"}
+_LAZY = {"attention", "bench", "embeddings", "eval", "export", "params", "plots", "qa", "qa_data",
+         "qa_pipeline", "recipes", "router", "sampling", "search", "tokenizers", "widgets"}
 
 
 def __getattr__(name: str):

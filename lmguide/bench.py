@@ -349,44 +349,34 @@ def _cached(kind: str, key: str | None, compute: Callable[[], dict]) -> dict:
 
 
 def weights_key(name: str) -> str:
-    """A key that changes when the model's files change: name + a hash of its file hashes."""
-    import hashlib
-
+    """A key that changes when the model's files change: the name and the zoo's fingerprint of its files."""
     from lmguide import zoo
 
-    files = getattr(zoo.ENTRIES.get(name), "files", {}) or {}
-    return f"{name}-" + hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{name}-{zoo.fingerprint(name)}"
 
 
-def austen_bits_per_byte(model, tokenizer, key: str | None = None, max_chars: int | None = None) -> dict:
-    """Bits per byte on the Austen test split (whole, or its first ``max_chars`` characters), cached by key."""
+def austen_bits_per_byte(model, tokenizer, name: str | None = None, max_chars: int | None = None) -> dict:
+    """Bits per byte on the whole Austen test split (cached under the zoo ``name``), or live on its
+    first ``max_chars`` characters (a quick, uncached look)."""
     from lmguide import data, eval as lm_eval
 
-    def compute():
-        if max_chars is None and hasattr(lm_eval, "split_bits_per_byte"):
-            return {"value": lm_eval.split_bits_per_byte(model, tokenizer, split="test"), "chars": len(data.austen("test"))}
-        text = data.austen("test")[:max_chars] if max_chars else data.austen("test")
-        return {"value": lm_eval.bits_per_byte(model, tokenizer, text, window=1024), "chars": len(text)}
-
-    return _cached("bpb", None if key is None else f"{key}-{max_chars or 'all'}", compute)
+    if max_chars is None:
+        r = lm_eval.split_bits_per_byte(model, tokenizer, split="test", key=name)
+        return {"value": r["bits_per_byte"], "bytes": r["bytes"], "cached": r.get("cached", False)}
+    text = data.austen("test")[:max_chars]
+    return {"value": lm_eval.bits_per_byte(model, tokenizer, text), "bytes": len(text.encode("utf-8")), "cached": False}
 
 
 def qa_f1(model, tokenizer, key: str | None = None, limit: int | None = None) -> dict:
     """SQuAD F1 and exact match of an extractive QA model on the shipped dev set (or its first ``limit``)."""
-    from lmguide import qa
+    from lmguide import qa, qa_data
 
     def compute():
-        dev = qa.load_split("dev")
-        questions = list(qa.iter_questions(dev))[:limit]
+        dev = qa_data.first_questions(qa_data.load_split("dev"), limit)
+        questions = list(qa_data.iter_questions(dev))
         found = qa.answer_many([(q["question"], q["context"]) for q in questions], model, tokenizer,
                                null_margin=math.inf)
-        preds = {q["id"]: f["answer"] for q, f in zip(questions, found)}
-        part = {"version": dev["version"], "data": [{"title": "dev", "paragraphs": [
-            {"context": q["context"], "qas": [{"id": q["id"], "question": q["question"],
-                                               "answers": [{"text": t, "answer_start": s} for t, s in
-                                                           zip(q["answers"], q["answer_starts"])]}]}
-            for q in questions]}]}
-        scores = qa.squad_evaluate(preds, part)
+        scores = qa.squad_evaluate({q["id"]: f["answer"] for q, f in zip(questions, found)}, dev)
         return {"value": scores["f1"], "exact match": scores["exact_match"], "questions": len(questions)}
 
     return _cached("qa", None if key is None else f"{key}-{limit or 'all'}", compute)
@@ -394,11 +384,12 @@ def qa_f1(model, tokenizer, key: str | None = None, limit: int | None = None) ->
 
 def retrieval_recall(model, tokenizer, k: int = 5, key: str | None = None, limit: int | None = None) -> dict:
     """Recall@k: for each QA dev question, is its passage among the k nearest of every QA passage (train + dev)?"""
-    from lmguide import qa, search
+    from lmguide import qa_data, search
 
     def compute():
-        questions = list(qa.iter_questions(qa.load_split("dev")))[:limit]
-        contexts = sorted({q["context"] for q in questions} | {q["context"] for q in qa.iter_questions(qa.load_split("train"))})
+        questions = list(qa_data.iter_questions(qa_data.load_split("dev")))[:limit]
+        train = qa_data.iter_questions(qa_data.load_split("train"))
+        contexts = sorted({q["context"] for q in questions} | {q["context"] for q in train})
         where = {c: i for i, c in enumerate(contexts)}
         index = search.SemanticIndex(contexts, model, tokenizer)
         hits = [where[q["context"]] in [h.index for h in index.search(q["question"], k)] for q in questions]
@@ -409,9 +400,9 @@ def retrieval_recall(model, tokenizer, k: int = 5, key: str | None = None, limit
 
 def quality(name: str, model, tokenizer, kind: str, quick: bool = False, cache: bool = True) -> dict:
     """The score on the task each kind suits ({"task", "value", ...}); ``quick`` scores a small part."""
-    key = weights_key(name) if cache else None
+    key = weights_key(name) if cache and not quick else None
     if kind == "causal-lm":
-        r = austen_bits_per_byte(model, tokenizer, key, max_chars=20_000 if quick else None)
+        r = austen_bits_per_byte(model, tokenizer, name if cache else None, max_chars=20_000 if quick else None)
     elif kind == "question-answering":
         r = qa_f1(model, tokenizer, key, limit=48 if quick else None)
     elif kind == "encoder":
@@ -494,17 +485,14 @@ def _size_on_disk(name: str) -> int:
     from lmguide import zoo
 
     size = zoo.size_on_disk(name)
-    if size is None:
-        folder = zoo.path(name)
-        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-    return size
+    return size if size is not None else sum(p.stat().st_size for p in zoo.path(name).iterdir() if p.is_file())
 
 
 def _encoder_speed(model, tokenizer, kind: str, repeats: int) -> dict:
     """One input's latency and inputs/s for a batch of 32 (sentences for encoders, questions for QA)."""
-    from lmguide import qa
+    from lmguide import qa, qa_data
 
-    questions = list(qa.iter_questions(qa.load_split("dev")))[:32]
+    questions = list(qa_data.iter_questions(qa_data.load_split("dev")))[:32]
     if kind == "encoder":
         from lmguide.embeddings import embed
 

@@ -481,6 +481,28 @@ def _import_model_code(name: str) -> None:
         pass
 
 
+def train_step(name: str, tokens: int = 64, repeats: int = 3, threads: int = 2) -> dict:
+    """Cost of one full fine-tuning step (forward, loss, backward; all weights trainable) on ``tokens`` tokens
+    of Austen: median seconds and the process's peak RSS. Run it in a fresh process (``measure_isolated``)."""
+    import torch
+
+    from lmguide import data, load
+
+    torch.set_num_threads(threads)
+    before = _rss_mib()
+    model, tokenizer = load(name)
+    model.train()
+    batch = tokenizer(data.austen("train")[:4000], return_tensors="pt")["input_ids"][:, :tokens]
+
+    def step():
+        model.zero_grad(set_to_none=False)
+        model(batch, labels=batch).loss.backward()
+
+    timing = time_call(step, repeats=repeats, warmup=1)
+    return {"model": name, "train step s": timing.median, "spread": timing.spread, "tokens": tokens,
+            "peak RSS MiB": _peak_rss_mib(), "training RAM MiB": _peak_rss_mib() - before}
+
+
 def _size_on_disk(name: str) -> int:
     from lmguide import zoo
 
@@ -566,6 +588,40 @@ def pareto_front(points: dict, lower_quality_is_better: bool = False) -> list[st
     return front
 
 
+NEEDS = {"write text": ("causal-lm",), "answer from documents": ("question-answering", "encoder"),
+         "search documents": ("encoder",)}
+
+
+def recommend(frame, need: str, max_ram_mib: float, max_first_token_ms: float, min_tokens_per_s: float = 0.0):
+    """Which measured models meet the needs, best quality first, each with the reason it fits or not.
+
+    ``frame`` is the comparison table; ``need`` one of :data:`NEEDS`. Returns a DataFrame with
+    columns fits (bool), quality and why (one sentence naming the limit a model breaks).
+    """
+    import pandas as pd
+
+    if need not in NEEDS:
+        raise ValueError(f"need must be one of {', '.join(NEEDS)} (got {need!r})")
+    rows = []
+    for name, r in frame[frame["kind"].isin(NEEDS[need])].iterrows():
+        reasons = []
+        if r["model RAM MiB"] > max_ram_mib:
+            reasons.append(f"needs {r['model RAM MiB']:,.0f} MiB of RAM (> {max_ram_mib:,.0f})")
+        if r["first token ms"] > max_first_token_ms:
+            reasons.append(f"first output after {r['first token ms']:,.0f} ms (> {max_first_token_ms:,.0f})")
+        speed = r.get("tokens/s", float("nan"))
+        if r["kind"] == "causal-lm" and speed == speed and speed < min_tokens_per_s:
+            reasons.append(f"{speed:,.1f} tokens/s (< {min_tokens_per_s:,.1f})")
+        why = ("fits: " + f"{r['model RAM MiB']:,.0f} MiB, first output {r['first token ms']:,.0f} ms, "
+               f"{r['quality task']} {r['quality']:.3g}") if not reasons else "does not fit: " + "; ".join(reasons)
+        rows.append({"model": name, "kind": r["kind"], "fits": not reasons, "quality task": r["quality task"],
+                     "quality": r["quality"], "why": why})
+    out = pd.DataFrame(rows, columns=["model", "kind", "fits", "quality task", "quality", "why"]).set_index("model")
+    lower_better = out["quality task"].str.contains("bits/byte")
+    out["rank key"] = out["quality"].where(~lower_better, -out["quality"])
+    return out.sort_values(["fits", "kind", "rank key"], ascending=[False, True, False]).drop(columns="rank key")
+
+
 # --- results on disk: what `lmguide bench` writes and notebook 07 reads ------------------------
 def results_file():
     from lmguide import zoo
@@ -643,6 +699,11 @@ def run(names=None, repeats: int = 3, threads: int = 2, new_tokens: int = 32, qu
 
         results["decode variants"] = export.decode_variants(repeats=repeats, threads=threads, progress=progress)
         results["thread scaling"] = _scaling_all(repeats)
+        results["train step"] = [measure_isolated(n, job="train step", repeats=repeats, threads=threads)
+                                 for n in ("austen-gpt-small", "smollm2-135m")]
+        from lmguide import router
+
+        results["router"] = router.answer_all(router.load_questions(), *router.both_sides(), progress=progress)
     return results
 
 
@@ -669,7 +730,9 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # argparse has printed its one-line error (or the help)
         return int(exc.code or 0)
     if args.worker:  # one model, in this fresh process: print its row as JSON
-        print(json.dumps(measure(args.worker, **json.loads(args.json_options)), default=_json_default))
+        options = json.loads(args.json_options)
+        job = train_step if options.pop("job", "measure") == "train step" else measure
+        print(json.dumps(job(args.worker, **options), default=_json_default))
         return 0
     from lmguide import zoo
 

@@ -121,8 +121,8 @@ class OrtGenerator:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.config = config
-        self.names = _past_names(config)
         self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()][3:]  # past keys and values, layer by layer
 
     def step(self, ids: np.ndarray, mask: np.ndarray, positions: np.ndarray, past: list[np.ndarray]):
         """One run of the graph: (logits (1, S, V), present keys and values)."""
@@ -198,6 +198,9 @@ def onnx_files(name: str, model=None, progress: bool = False) -> dict:
     return {"fp32": fp32, "int8": int8, "export s": seconds}
 
 
+ENGINES = ("torch fp32", "torch bf16", "torch int8", "ort fp32", "ort int8")
+
+
 def _torch_int8(model):
     """torch's dynamic int8 quantization of every Linear layer (weights int8, per tensor)."""
     import copy
@@ -207,7 +210,7 @@ def _torch_int8(model):
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
 
 
-def engines(name: str, model, tokenizer, which=("torch fp32", "torch bf16", "torch int8", "ort fp32", "ort int8")):
+def engines(name: str, model, tokenizer, which=ENGINES):
     """Named greedy-decode callables ``f(input_ids, n) -> ids`` for ``model`` in several engines and formats,
     with the bytes of weights each reads per token and its load (or conversion) seconds."""
     from lmguide import bench
@@ -243,7 +246,7 @@ def engines(name: str, model, tokenizer, which=("torch fp32", "torch bf16", "tor
 
 
 def decode_variants(name: str = "smollm2-135m", repeats: int = 3, threads: int = 2, new_tokens: int = 24,
-                    batch: int = 8, progress: bool = True) -> list[dict]:
+                    batch: int = 8, progress: bool = True, which=ENGINES) -> list[dict]:
     """Decode speed of ``name`` in torch fp32/bf16/int8, onnxruntime fp32/int8 and a batch of ``batch``
     sequences, runs interleaved; each with its bandwidth bound (weight bytes / measured bandwidth)."""
     from tqdm.auto import tqdm
@@ -254,7 +257,7 @@ def decode_variants(name: str = "smollm2-135m", repeats: int = 3, threads: int =
     torch.set_num_threads(threads)
     model, tokenizer = load(name)
     ids = tokenizer(bench.PROMPT, return_tensors="pt")["input_ids"]
-    found = engines(name, model, tokenizer)
+    found = engines(name, model, tokenizer, which)
     batch_ids = ids.repeat(batch, 1)
     found[f"torch fp32, batch {batch}"] = {"generate": lambda i, n: greedy_generate(model, batch_ids, n),
                                            "weight bytes": bench.weight_bytes(model), "setup s": 0.0,

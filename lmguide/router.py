@@ -144,6 +144,12 @@ class LLM:
         return {"answer": text, "passages": hits, "seconds": time.perf_counter() - start}
 
 
+def both_sides(passages: list[dict] | None = None) -> tuple[SLM, LLM]:
+    """The SLM and the LLM, sharing the SLM's retriever."""
+    slm = SLM(passages)
+    return slm, LLM(slm.retrieve, passages)
+
+
 def answer_all(questions: list[dict], slm: SLM, llm: LLM | None, progress: bool = True):
     """Both sides answer every question once; a DataFrame with one row per question.
 

@@ -367,7 +367,7 @@ def austen_bits_per_byte(model, tokenizer, name: str | None = None, max_chars: i
     return {"value": lm_eval.bits_per_byte(model, tokenizer, text), "bytes": len(text.encode("utf-8")), "cached": False}
 
 
-def qa_f1(model, tokenizer, key: str | None = None, limit: int | None = None) -> dict:
+def qa_f1(model, tokenizer, limit: int | None = None) -> dict:
     """SQuAD F1 and exact match of an extractive QA model on the shipped dev set (or its first ``limit``)."""
     from lmguide import qa, qa_data
 
@@ -379,37 +379,53 @@ def qa_f1(model, tokenizer, key: str | None = None, limit: int | None = None) ->
         scores = qa.squad_evaluate({q["id"]: f["answer"] for q, f in zip(questions, found)}, dev)
         return {"value": scores["f1"], "exact match": scores["exact_match"], "questions": len(questions)}
 
-    return _cached("qa", None if key is None else f"{key}-{limit or 'all'}", compute)
+    return compute()
 
 
-def retrieval_recall(model, tokenizer, k: int = 5, key: str | None = None, limit: int | None = None) -> dict:
-    """Recall@k: for each QA dev question, is its passage among the k nearest of every QA passage (train + dev)?"""
+def retrieval_recall(model, tokenizer, k: int = 5, limit: int | None = None) -> dict:
+    """Recall@k: for each QA dev question, is its passage among the k nearest of every QA passage (train + dev)?
+
+    With a ``limit`` (a quick look) only the first ``limit`` dev questions are asked, among the dev passages.
+    """
     from lmguide import qa_data, search
 
     def compute():
         questions = list(qa_data.iter_questions(qa_data.load_split("dev")))[:limit]
-        train = qa_data.iter_questions(qa_data.load_split("train"))
+        train = qa_data.iter_questions(qa_data.load_split("train")) if limit is None else []
         contexts = sorted({q["context"] for q in questions} | {q["context"] for q in train})
         where = {c: i for i, c in enumerate(contexts)}
         index = search.SemanticIndex(contexts, model, tokenizer)
         hits = [where[q["context"]] in [h.index for h in index.search(q["question"], k)] for q in questions]
         return {"value": sum(hits) / len(hits), "k": k, "questions": len(questions), "passages": len(contexts)}
 
-    return _cached("recall", None if key is None else f"{key}-k{k}-{limit or 'all'}", compute)
+    return compute()
+
+
+_QUALITY_CACHE = {"causal-lm": "bpb", "question-answering": "qa", "encoder": "recall"}
 
 
 def quality(name: str, model, tokenizer, kind: str, quick: bool = False, cache: bool = True) -> dict:
-    """The score on the task each kind suits ({"task", "value", ...}); ``quick`` scores a small part."""
-    key = weights_key(name) if cache and not quick else None
-    if kind == "causal-lm":
-        r = austen_bits_per_byte(model, tokenizer, name if cache else None, max_chars=20_000 if quick else None)
-    elif kind == "question-answering":
-        r = qa_f1(model, tokenizer, key, limit=48 if quick else None)
-    elif kind == "encoder":
-        r = retrieval_recall(model, tokenizer, key=key, limit=48 if quick else None)
-    else:
+    """The score on the task each kind suits: ``{"task", "value", "cached", ...}``.
+
+    The whole task's score is read from the user cache when an earlier run stored it (even when
+    ``quick``); otherwise ``quick`` scores a small part live (marked "(part)", not stored) and the
+    full score is computed and stored.
+    """
+    if kind not in QUALITY_TASKS:
         raise ValueError(f"no quality task for kind {kind!r}; known kinds: {', '.join(QUALITY_TASKS)}")
-    return {"task": QUALITY_TASKS[kind] + (" (part)" if quick else ""), **r}
+    key = weights_key(name) if cache else None
+    if key is not None and _cache_file(_QUALITY_CACHE[kind], key).is_file():
+        return {"task": QUALITY_TASKS[kind], **json.loads(_cache_file(_QUALITY_CACHE[kind], key).read_text()),
+                "cached": True}
+    if quick:
+        part = {"causal-lm": lambda: austen_bits_per_byte(model, tokenizer, max_chars=20_000),
+                "question-answering": lambda: qa_f1(model, tokenizer, limit=48),
+                "encoder": lambda: retrieval_recall(model, tokenizer, limit=48)}[kind]()
+        return {"task": QUALITY_TASKS[kind] + " (part)", **part, "cached": False}
+    full = {"causal-lm": lambda: austen_bits_per_byte(model, tokenizer, name if cache else None),
+            "question-answering": lambda: qa_f1(model, tokenizer),
+            "encoder": lambda: retrieval_recall(model, tokenizer)}[kind]
+    return {"task": QUALITY_TASKS[kind], **_cached(_QUALITY_CACHE[kind], key, full)}
 
 
 # --- one model, measured ---------------------------------------------------------------------

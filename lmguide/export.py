@@ -26,6 +26,24 @@ import numpy as np
 import torch
 
 
+@contextlib.contextmanager
+def _quiet_loggers(*names):
+    """Raise the given loggers (and their children) to ERROR for the block, then restore them."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in names]
+    children = [logging.getLogger(n) for n in logging.root.manager.loggerDict if any(
+        n == p or n.startswith(p + ".") for p in names if p)]
+    saved = [(lg, lg.level) for lg in loggers + children]
+    for lg, _ in saved:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in saved:
+            lg.setLevel(level)
+
+
 def _layers(config) -> int:
     return config.num_hidden_layers
 
@@ -65,6 +83,8 @@ def export_onnx(model, out_file: str | Path, progress: bool = False) -> Path:
     Attention is switched to the eager implementation for the export (the fused kernel's
     ``is_causal`` flag depends on the input length, which an exported graph cannot branch on).
     """
+    import torch.onnx._internal.exporter._core  # noqa: F401  (its loggers exist before they are quietened)
+
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     config = model.config
@@ -81,11 +101,8 @@ def export_onnx(model, out_file: str | Path, progress: bool = False) -> Path:
                   "past": tuple({2: past} for _ in ex_past)}
         names = _past_names(config)
         quiet = contextlib.nullcontext() if progress else contextlib.redirect_stdout(io.StringIO())
-        with quiet, warnings.catch_warnings(), torch.no_grad():
+        with quiet, _quiet_loggers("torch.onnx", "onnxscript"), warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's notes on axis names and deprecated pytree calls
-            import logging
-
-            logging.getLogger("torch.onnx").setLevel(logging.ERROR)
             torch.onnx.export(step, (ex_ids, ex_mask, ex_pos, *ex_past), str(out_file),
                               input_names=["input_ids", "attention_mask", "position_ids", *names],
                               output_names=["logits", *[n.replace("past", "present") for n in names]],
@@ -101,11 +118,9 @@ def quantize_int8(onnx_file: str | Path, out_file: str | Path | None = None) -> 
 
     onnx_file = Path(onnx_file)
     out_file = Path(out_file or onnx_file.with_name(onnx_file.stem + ".int8.onnx"))
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    # quantize_dynamic logs a pre-processing tip at WARNING on the root logger
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_loggers(""):
         warnings.simplefilter("ignore")
-        import logging
-
-        logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing tip at WARNING
         quantize_dynamic(str(onnx_file), str(out_file), weight_type=QuantType.QInt8)
     return out_file
 
@@ -240,7 +255,11 @@ def engines(name: str, model, tokenizer, which=ENGINES):
         else:
             raise ValueError(f"unknown engine {kind!r}; choose from torch fp32, torch bf16, torch int8, ort fp32, ort int8")
         seconds = time.perf_counter() - start
-        out[kind] = {"generate": (lambda ids, n, m=m: greedy_generate(m, ids, n)), "weight bytes": bench.weight_bytes(m),
+        read = bench.weight_bytes(m)
+        if kind == "torch int8":  # the int8 lm_head is a copy now: the fp32 embedding table is read one row per token
+            table = m.get_input_embeddings().weight
+            read -= table.numel() * table.element_size()
+        out[kind] = {"generate": (lambda ids, n, m=m: greedy_generate(m, ids, n)), "weight bytes": read,
                      "setup s": seconds, "size MiB": float("nan"), "model": m}
     return out
 

@@ -367,6 +367,18 @@ def austen_bits_per_byte(model, tokenizer, name: str | None = None, max_chars: i
     return {"value": lm_eval.bits_per_byte(model, tokenizer, text), "bytes": len(text.encode("utf-8")), "cached": False}
 
 
+def _stored_split_bpb(model, name: str) -> dict | None:
+    """The whole-test-split figure ``eval.split_bits_per_byte`` stored for this model's files and window rule, if any."""
+    from lmguide import eval as lm_eval, zoo
+
+    window, stride = lm_eval.window_rule(model)
+    for file in sorted((zoo.cache_dir() / "bpb").glob(f"{name}-{zoo.fingerprint(name)}-test-*.json")):
+        r = json.loads(file.read_text())
+        if r.get("window") == window and r.get("stride") == stride:
+            return {"value": r["bits_per_byte"], "bytes": r["bytes"]}
+    return None
+
+
 def qa_f1(model, tokenizer, limit: int | None = None) -> dict:
     """SQuAD F1 and exact match of an extractive QA model on the shipped dev set (or its first ``limit``)."""
     from lmguide import qa, qa_data
@@ -414,6 +426,10 @@ def quality(name: str, model, tokenizer, kind: str, quick: bool = False, cache: 
     if kind not in QUALITY_TASKS:
         raise ValueError(f"no quality task for kind {kind!r}; known kinds: {', '.join(QUALITY_TASKS)}")
     key = weights_key(name) if cache else None
+    if kind == "causal-lm" and cache:
+        stored = _stored_split_bpb(model, name)
+        if stored is not None:
+            return {"task": QUALITY_TASKS[kind], **stored, "cached": True}
     if key is not None and _cache_file(_QUALITY_CACHE[kind], key).is_file():
         return {"task": QUALITY_TASKS[kind], **json.loads(_cache_file(_QUALITY_CACHE[kind], key).read_text()),
                 "cached": True}

@@ -229,3 +229,29 @@ def test_pareto_front_keeps_only_undominated_points():
     assert sorted(bench.pareto_front(points)) == ["big", "small", "tie"]
     # bits per byte: lower is better, so "worse" (0.4) becomes the best quality
     assert sorted(bench.pareto_front(points, lower_quality_is_better=True)) == ["small", "worse"]
+
+
+def _measured():
+    import pandas as pd
+
+    return pd.DataFrame([
+        {"model": "big-lm", "kind": "causal-lm", "model RAM MiB": 900.0, "first token ms": 80.0, "tokens/s": 20.0,
+         "quality task": "Austen test bits/byte", "quality": 1.0},
+        {"model": "small-lm", "kind": "causal-lm", "model RAM MiB": 60.0, "first token ms": 5.0, "tokens/s": 300.0,
+         "quality task": "Austen test bits/byte", "quality": 2.0},
+        {"model": "reader", "kind": "question-answering", "model RAM MiB": 150.0, "first token ms": 20.0,
+         "tokens/s": float("nan"), "quality task": "QA dev F1", "quality": 70.0},
+    ]).set_index("model")
+
+
+def test_recommend_filters_by_need_and_says_why():
+    out = bench.recommend(_measured(), "write text", max_ram_mib=500, max_first_token_ms=100)
+    assert list(out.index) == ["small-lm", "big-lm"]  # the one that fits comes first
+    assert out.loc["small-lm", "fits"] and not out.loc["big-lm", "fits"]
+    assert "900 MiB" in out.loc["big-lm", "why"] and "reader" not in out.index
+    roomy = bench.recommend(_measured(), "write text", max_ram_mib=2000, max_first_token_ms=100)
+    assert list(roomy.index) == ["big-lm", "small-lm"]  # both fit: lower bits per byte first
+    slow = bench.recommend(_measured(), "write text", 2000, 100, min_tokens_per_s=50)
+    assert "tokens/s" in slow.loc["big-lm", "why"]
+    with pytest.raises(ValueError, match="need must be one of"):
+        bench.recommend(_measured(), "sing", 1, 1)

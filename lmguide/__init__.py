@@ -15,11 +15,19 @@ Where each notebook's code lives (lessons are flat modules named by topic):
                                    bench (timing)
     03_slm_embeddings_and_qa       embeddings, search, qa (spans,      exercise_bank/nb03.py
                                    metrics, labels), qa_pipeline
+    04_fine_tuning                 finetune (Trainer helpers), lora    exercise_bank/nb04.py
+                                   (LoRA for Linear and Conv1D)
     05_quantization                quantize (int8/int4, GGUF blocks,   exercise_bank/nb05.py
                                    QuantLinear, save/load, measuring)
+    06_distillation                distill (KD loss, student init)     exercise_bank/nb06.py
+    07_choosing_llm_vs_slm         bench (the comparison table,        exercise_bank/nb07.py
+                                   bandwidth bound), export (ONNX),
+                                   router
+    08_responsible_use             probes (memorization, canaries,     exercise_bank/nb08.py
+                                   log-prob probes, ROC AUC)
 
 Plumbing: zoo (models, variants, the loader), data (Austen corpus), qa_data (QA files),
-bench (timing), plots, widgets, exercises, cli. Recipes that made the shipped models:
+bench (timing, ``lmguide bench``), plots, widgets, exercises, cli. Recipes that made the shipped models:
 ``lmguide/recipes/`` (``python -m lmguide.recipes.NAME``; see its docstring).
 """
 from __future__ import annotations
@@ -31,8 +39,9 @@ from lmguide.zoo import load  # noqa: E402
 
 # The other modules import torch or transformers, so they load on first use: ``lg.qa``,
 # ``lg.eval`` ... work after ``import lmguide as lg`` without importing everything up front.
-_LAZY = {"attention", "bench", "embeddings", "eval", "params", "plots", "qa", "qa_data",
-         "qa_pipeline", "quantize", "recipes", "sampling", "search", "tokenizers", "widgets"}
+_LAZY = {"attention", "bench", "distill", "embeddings", "eval", "export", "finetune", "lora", "params",
+         "plots", "probes", "qa", "qa_data", "qa_pipeline", "quantize", "recipes", "router", "sampling",
+         "search", "tokenizers", "widgets"}
 
 
 def __getattr__(name: str):

@@ -4,6 +4,7 @@
     lmguide models list         # the zoo table
     lmguide doctor              # versions, threads, network, cache; what to fix
     lmguide train --preset large --out DIR      # = python -m lmguide.recipes.austen_gpt
+    lmguide bench --models ... --repeats N --threads N --csv OUT --json OUT
 """
 from __future__ import annotations
 
@@ -108,7 +109,24 @@ def _train(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from lmguide import bench
+
+    return bench.main(args.rest)
+
+
+def _bench_argv(argv):
+    """``lmguide bench ...``'s own arguments (argparse's REMAINDER would stop at the first option)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return argv[1:] if argv[:1] == ["bench"] else None
+
+
 def main(argv=None) -> int:
+    bench_argv = _bench_argv(argv)
+    if bench_argv is not None:
+        from lmguide import bench
+
+        return bench.main(bench_argv)
     parser = argparse.ArgumentParser(prog="lmguide", description="lmguide: LLMs vs SLMs, offline.")
     sub = parser.add_subparsers(dest="command", required=True)
     models = sub.add_parser("models", help="prepare or list the model zoo")
@@ -125,6 +143,10 @@ def main(argv=None) -> int:
     tr = sub.add_parser("train", help="train an AustenGPT model (see python -m lmguide.recipes.austen_gpt -h)")
     tr.add_argument("rest", nargs=argparse.REMAINDER)
     tr.set_defaults(func=_train)
+    be = sub.add_parser("bench", help="measure every zoo model: the comparison table (see lmguide bench -h)",
+                        add_help=False)
+    be.add_argument("rest", nargs=argparse.REMAINDER)
+    be.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -163,3 +163,38 @@ def attention_explorer(sources: dict, layer: int = 0, head: int = 0):
     box.controls = controls
     box.draw = draw
     return box
+
+
+# --- notebook 07: choosing a model ---------------------------------------------------------------
+def decision_widget(frame):
+    """Sliders for latency, memory and speed needs and a task; shows :func:`lmguide.bench.recommend`'s table.
+
+    ``box.recommend()`` redraws and returns the table for the current settings (the tests call it).
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    from lmguide.bench import NEEDS, recommend
+
+    need = w.Dropdown(options=list(NEEDS), value="write text", description="task")
+    ram = w.FloatLogSlider(value=1024, base=2, min=5, max=14, step=0.5, description="RAM MiB")
+    first = w.FloatLogSlider(value=200, base=10, min=0, max=4, step=0.25, description="first ms")
+    speed = w.FloatSlider(value=10, min=0, max=200, step=5, description="tokens/s")
+    out = w.Output()
+
+    def draw(_change=None):
+        table = recommend(frame, need.value, ram.value, first.value, speed.value)
+        out.clear_output(wait=True)
+        with out:
+            fits = table.index[table["fits"]].tolist()
+            print("recommended: " + (", ".join(fits) if fits else "nothing measured fits; relax a limit"))
+            display(table)
+        return table
+
+    for control in (need, ram, first, speed):
+        control.observe(draw, names="value")
+    draw()
+    box = w.VBox([w.HBox([need, ram]), w.HBox([first, speed]), out])
+    box.controls = {"need": need, "ram": ram, "first": first, "speed": speed}
+    box.recommend = draw
+    return box

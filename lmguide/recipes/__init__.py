@@ -1,0 +1,1 @@
+"""Recipes that make the models lmguide ships: ``python -m lmguide.recipes.NAME --out DIR``."""

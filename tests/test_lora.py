@@ -120,24 +120,26 @@ def test_fp16_adapter_holds_every_matrix_at_half_the_bytes(tmp_path):
 
 
 def test_shipped_support_adapter_loads_merged_and_scores_as_its_card_says():
+    """austen-gpt-small-support: safetensors only, a parent, a loader; what its card says replays."""
     import json
 
     import lmguide
     from lmguide import data, zoo
     from lmguide.eval import bits_per_byte
 
-    e = zoo.ENTRIES["smollm2-135m-support"]
-    assert e.parent == "smollm2-135m" and e.loader == "lmguide.lora:load_adapter"
+    e = zoo.ENTRIES["austen-gpt-small-support"]
+    assert e.parent == "austen-gpt-small" and e.loader == "lmguide.lora:load_adapter"
     assert sorted(e.files) == ["adapter_config.json", "adapter_model.safetensors"]  # safetensors, no pickles
     folder = zoo.path(e.name)
     config = json.loads((folder / "adapter_config.json").read_text())
-    assert config["base_model_name_or_path"] == "smollm2-135m"  # no machine path in the shipped config
+    assert config["base_model_name_or_path"] == "austen-gpt-small"  # no machine path in the shipped config
     report = json.loads((folder / "training.json").read_text())
     assert report["parameters"]["trainable"] == sum(
         t.numel() for t in __import__("safetensors.torch", fromlist=["load_file"]).load_file(
             str(folder / "adapter_model.safetensors")).values())
     model, tokenizer = lmguide.load(e.name)
-    assert type(model).__name__ == "LlamaForCausalLM" and not model.training
+    assert type(model).__name__ == "GPT2LMHeadModel" and not model.training
+    assert not lora.lora_layers(model) and not hasattr(model, "peft_config")  # merged: a plain model
     score = bits_per_byte(model, tokenizer, data.support("test"), window=512)
     assert score == pytest.approx(report["after"]["bits per byte"]["support"], abs=0.01)
     assert score < report["before"]["bits per byte"]["support"]

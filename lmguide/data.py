@@ -98,3 +98,43 @@ def chapters(split: str = "train", books=None) -> list[tuple[str, int, str]]:
 def austen(split: str = "train", books=None) -> str:
     """All text of ``split`` ('train', 'val', 'test' or 'all'), chapters separated by blank lines."""
     return "\n\n".join(text for _, _, text in chapters(split, books))
+
+
+# --- the support corpus: customer-service texts for a made-up product ---------------------------
+SUPPORT_FILE = "support/kettlewise.txt"
+SUPPORT_SPLITS = ("train", "test")
+_DOC_HEADER = re.compile(r"^=== (?P<id>[\w-]+) \| (?P<kind>faq|article|chat) \| (?P<split>train|test) \| (?P<title>.+)$")
+
+
+@functools.cache
+def _support_documents() -> tuple[dict, ...]:
+    raw = resources.files("lmguide.assets").joinpath(SUPPORT_FILE).read_text(encoding="utf-8")
+    docs, lines = [], []
+    for line in raw.splitlines() + ["=== end | faq | train | end"]:
+        match = _DOC_HEADER.match(line)
+        if match is None:
+            if not docs:
+                raise RuntimeError(f"{SUPPORT_FILE} must start with a '=== id | kind | split | title' line")
+            lines.append(line)
+            continue
+        if docs:
+            docs[-1]["text"] = "\n".join(lines).strip()
+        lines = []
+        docs.append(match.groupdict())
+    return tuple(docs[:-1])
+
+
+def support_documents(split: str = "train") -> list[dict]:
+    """The Kettlewise K2 support texts of ``split`` ('train', 'test' or 'all'): dicts with id, kind, split, title, text.
+
+    Written by the lmguide team for a made-up smart kettle (FAQs, help articles, support chats);
+    see ``lmguide/assets/support/README.md`` for the data card. Documents are split whole.
+    """
+    if split not in SUPPORT_SPLITS and split != "all":
+        raise ValueError(f"split must be one of {SUPPORT_SPLITS + ('all',)} (got {split!r})")
+    return [dict(d) for d in _support_documents() if split == "all" or d["split"] == split]
+
+
+def support(split: str = "train") -> str:
+    """All support text of ``split``, documents separated by blank lines (titles included)."""
+    return "\n\n".join(f"{d['title']}\n{d['text']}" for d in support_documents(split))

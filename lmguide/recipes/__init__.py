@@ -6,6 +6,7 @@ card), ``training.json`` and ``zoo.json`` through ``lmguide.zoo.write_entry``).
     minilm_qa         minilm-qa: all-MiniLM-L6-v2 fine-tuned for extractive QA on the project's QA set
     quantized         the int8 variants (austen-gpt-large-int8 shipped; minilm-qa-int8 and
                       smollm2-135m-int8 made at prepare time) and their precision tables
+    lora_support      a LoRA adapter for a zoo LM on the Kettlewise support texts (not shipped yet)
 
 The lessons these recipes use (BPE training, bits per byte, QA feature labelling and decoding)
 live in the flat topic modules (``lmguide.tokenizers``, ``lmguide.eval``, ``lmguide.qa``); a recipe

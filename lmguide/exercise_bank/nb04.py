@@ -1,0 +1,150 @@
+"""Exercises for notebook 04: fine-tuning, fully and with LoRA."""
+from __future__ import annotations
+
+import json
+import math
+
+import torch
+
+from lmguide.exercises import FunctionExercise, NumberExercise, register
+
+
+def _as_number(answer):
+    """Accept 32768, 32768.0, '32,768' or '32 768' alike."""
+    if isinstance(answer, str):
+        return float(answer.replace(",", "").replace("_", "").replace(" ", ""))
+    return answer
+
+
+def _config(name: str) -> dict:
+    from lmguide.zoo import WEIGHTS
+
+    return json.loads((WEIGHTS / name / "config.json").read_text())
+
+
+@register("nb04.lora_parameters")
+class LoraParameters(NumberExercise):
+    rel_tol = 0.0
+    prompt = ("LoRA with rank r=4 on the c_attn layers only of austen-gpt-large (8 blocks, width 256): "
+              "how many trainable parameters does it add?")
+    hints = (
+        "A LoRA layer adds A (r x in) and B (out x r): r * (in + out) numbers. Which in and out does c_attn have?",
+        "c_attn makes queries, keys and values at once, so its output is 3 x the width. Count it once per block.",
+    )
+    solution_code = """
+cfg = lg.load("austen-gpt-large")[0].config
+r, d = 4, cfg.n_embd
+cfg.n_layer * r * (d + 3 * d)     # c_attn maps d -> 3d, once per block
+"""
+    wrong_example = 4 * (256 + 768)  # one block only
+
+    def solve(self):
+        cfg = _config("austen-gpt-large")
+        d = cfg["n_embd"]
+        return cfg["n_layer"] * 4 * (d + 3 * d)
+
+    def diagnose(self, answer, expected):
+        try:
+            value = _as_number(answer)
+        except ValueError:
+            return f"expected a number of parameters, got {answer!r}."
+        message = super().diagnose(value, expected)
+        if message is None:
+            return None
+        cfg = _config("austen-gpt-large")
+        d, layers = cfg["n_embd"], cfg["n_layer"]
+        if math.isclose(float(value), expected / layers):
+            return "that is one block's worth; austen-gpt-large has several blocks, each with its own c_attn."
+        if math.isclose(float(value), layers * 4 * 2 * d):
+            return "c_attn's output is not d wide: it makes queries, keys and values together."
+        if math.isclose(float(value), layers * 3 * d * d):
+            return "that is the size of the full c_attn weights, the thing LoRA avoids training."
+        return message
+
+
+@register("nb04.merge")
+class MergeLora(FunctionExercise):
+    function_name = "merge_lora"
+    library_function = "lmguide.lora.LoRALayer.delta_weight"
+    prompt = ("Write merge_lora(weight, A, B, alpha, fan_in_fan_out): the weight with the LoRA update folded in. "
+              "A is (r, in), B is (out, r); weight is (out, in), or (in, out) when fan_in_fan_out is True "
+              "(GPT-2's Conv1D). Check it with q.check(merge_lora).")
+    hints = (
+        "The update is (alpha / r) * B @ A, shaped (out, in). r is A.shape[0].",
+        "A Conv1D weight is stored transposed, so add the transpose of the update when fan_in_fan_out is True.",
+    )
+    solution_code = """
+def merge_lora(weight, A, B, alpha, fan_in_fan_out):
+    delta = (alpha / A.shape[0]) * B @ A          # (out, in)
+    return weight + (delta.T if fan_in_fan_out else delta)
+"""
+    wrong_example = staticmethod(lambda weight, A, B, alpha, fan_in_fan_out: weight + B @ A if not fan_in_fan_out
+                                 else weight + (B @ A).T)  # forgets alpha / r
+
+    def solve(self):
+        def merge_lora(weight, A, B, alpha, fan_in_fan_out):
+            delta = (alpha / A.shape[0]) * B @ A
+            return weight + (delta.T if fan_in_fan_out else delta)
+
+        return merge_lora
+
+    def diagnose_function(self, answer, expected):
+        gen = torch.Generator().manual_seed(4)
+        n_in, n_out, r, alpha = 6, 4, 2, 8.0
+        A, B = torch.randn(r, n_in, generator=gen), torch.randn(n_out, r, generator=gen)
+        for fan_in_fan_out, shape in ((False, (n_out, n_in)), (True, (n_in, n_out))):
+            weight = torch.randn(*shape, generator=gen)
+            want = expected(weight, A, B, alpha, fan_in_fan_out)
+            layout = "Conv1D (fan_in_fan_out=True)" if fan_in_fan_out else "Linear"
+            try:
+                got = answer(weight.clone(), A.clone(), B.clone(), alpha, fan_in_fan_out)
+            except RuntimeError as exc:
+                return (f"for a {layout} weight of shape {shape} your function failed ({exc}); "
+                        f"the update B @ A is (out, in): does it need turning round for this layout?")
+            if not isinstance(got, torch.Tensor) or tuple(got.shape) != shape:
+                got_shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+                return f"for a {layout} weight of shape {shape} you returned {got_shape}; keep the weight's shape."
+            if torch.allclose(got, want, atol=1e-5):
+                continue
+            unscaled = weight + ((B @ A).T if fan_in_fan_out else B @ A)
+            if torch.allclose(got, unscaled, atol=1e-5):
+                return "the update is missing its scale alpha / r (here 8 / 2 = 4)."
+            if torch.allclose(got, weight, atol=1e-5):
+                return f"for a {layout} weight your function returned the weight unchanged."
+            return f"for a {layout} weight the merged values differ from weight + (alpha / r) * B @ A (check the orientation)."
+        return None
+
+
+@register("nb04.adamw_memory")
+class AdamWMemory(NumberExercise):
+    rel_tol = 0.01
+    prompt = ("Full fine-tuning of smollm2-135m (134,515,008 parameters) in fp32 with AdamW: how many MiB do the "
+              "weights, their gradients and AdamW's state take together (activations not counted)?")
+    hints = (
+        "fp32 is 4 bytes a number. Besides the weights, every trainable parameter gets a gradient.",
+        "AdamW keeps two running averages per trainable parameter (exp_avg and exp_avg_sq). 1 MiB = 2**20 bytes.",
+    )
+    solution_code = """
+n = 134_515_008
+n * 4 * (1 + 1 + 2) / 2**20      # weights + gradients + AdamW's two moments, 4 bytes each
+"""
+    wrong_example = 134_515_008 * 4 * 2 / 2 ** 20  # weights + gradients only
+
+    def solve(self):
+        return 134_515_008 * 4 * 4 / 2 ** 20
+
+    def diagnose(self, answer, expected):
+        try:
+            value = float(_as_number(answer))
+        except (TypeError, ValueError):
+            return f"expected a number of MiB, got {answer!r}."
+        if math.isclose(value, expected, rel_tol=self.rel_tol):
+            return None
+        n = 134_515_008
+        for copies, what in ((1, "only the weights"), (2, "weights and gradients but not AdamW's state"),
+                             (3, "AdamW's state as one buffer; it keeps two per parameter")):
+            if math.isclose(value, n * 4 * copies / 2 ** 20, rel_tol=self.rel_tol):
+                return f"that counts {what}."
+        if math.isclose(value, expected * 2 ** 20 / 1e6, rel_tol=self.rel_tol):
+            return "that is in MB (10**6 bytes); the question asks for MiB (2**20 bytes)."
+        return super().diagnose(value, expected)

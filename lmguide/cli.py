@@ -1,9 +1,9 @@
 """The ``lmguide`` command: prepare models, list them, check the setup, train.
 
-    lmguide models prepare      # one-time work: convert, verify (idempotent)
+    lmguide models prepare      # one-time work: convert, verify, measure held-out scores (idempotent)
     lmguide models list         # the zoo table
     lmguide doctor              # versions, threads, network, cache; what to fix
-    lmguide train --preset large --out DIR
+    lmguide train --preset large --out DIR      # = python -m lmguide.recipes.austen_gpt
 """
 from __future__ import annotations
 
@@ -19,25 +19,43 @@ def _prepare(args) -> int:
     failed = 0
     for name in zoo.names():
         try:
-            if name == "smollm2-135m":
-                already = zoo._converted_dir().joinpath("lmguide-manifest.json").is_file()
-                folder = zoo.path(name, prepare=False) if already and not args.force else None
-                if folder is None:
-                    print(f"{name}: converting the GGUF to safetensors (once, ~30 s)...", flush=True)
-                    folder = zoo._convert_smollm2(force=True)
-            else:
-                folder = zoo.path(name)
+            folder = zoo.prepare(name, force=args.force and zoo.ENTRIES[name].origin == "made",
+                                 log=lambda message: print(message, flush=True))
             print(f"{name}: ok ({folder})")
         except zoo.ModelNotAvailable as exc:
             failed += 1
             print(f"{name}: NOT READY: {exc}")
+    if args.measure and not failed:
+        _measure_heldout()
     return 1 if failed else 0
+
+
+def _measure_heldout() -> None:
+    """Fill the cache of whole-test-split bits per byte that the notebooks read (once; minutes for SmolLM2)."""
+    import torch
+
+    from lmguide import eval as lm_eval
+    from lmguide import zoo
+
+    torch.set_num_threads(min(2, os.cpu_count() or 2))
+    for name, e in zoo.ENTRIES.items():
+        if e.kind != "causal-lm":
+            continue
+        model, tokenizer = zoo.load(name)
+        r = lm_eval.split_bits_per_byte(model, tokenizer, "test", key=name)
+        how = "cached" if r["cached"] else f"measured in {r['seconds']:.0f} s"
+        print(f"{name}: {r['bits_per_byte']:.4f} bits per byte on the whole test split ({how})", flush=True)
+        del model
 
 
 def _list(args) -> int:
     from lmguide import zoo
 
-    print(zoo.format_table())
+    table = zoo.table()
+    if args.csv:
+        print(table.to_csv(), end="")
+    else:
+        print(table.to_string())
     return 0
 
 
@@ -84,9 +102,9 @@ def _doctor(args) -> int:
 
 
 def _train(args) -> int:
-    from lmguide import train
+    from lmguide.recipes import austen_gpt
 
-    train.main(args.rest)
+    austen_gpt.main(args.rest)
     return 0
 
 
@@ -97,10 +115,14 @@ def main(argv=None) -> int:
     msub = models.add_subparsers(dest="action", required=True)
     prep = msub.add_parser("prepare", help="one-time conversion and verification of every model")
     prep.add_argument("--force", action="store_true", help="redo conversions even if cached")
+    prep.add_argument("--no-measure", dest="measure", action="store_false",
+                      help="skip measuring the held-out bits per byte the notebooks read (cached after the first run)")
     prep.set_defaults(func=_prepare)
-    msub.add_parser("list", help="print the zoo table").set_defaults(func=_list)
+    lst = msub.add_parser("list", help="print the zoo table")
+    lst.add_argument("--csv", action="store_true", help="as CSV (every column)")
+    lst.set_defaults(func=_list)
     sub.add_parser("doctor", help="check versions, threads, network and models").set_defaults(func=_doctor)
-    tr = sub.add_parser("train", help="train an AustenGPT model (see python -m lmguide.train -h)")
+    tr = sub.add_parser("train", help="train an AustenGPT model (see python -m lmguide.recipes.austen_gpt -h)")
     tr.add_argument("rest", nargs=argparse.REMAINDER)
     tr.set_defaults(func=_train)
     args = parser.parse_args(argv)

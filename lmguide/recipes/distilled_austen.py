@@ -211,8 +211,14 @@ def run_recipe(cfg: DistillConfig, out: Path, runs: list[str], resume: bool = Fa
                 report = {}  # a report from other settings: start again
             report.setdefault("runs", {})[name] = result
             if "teacher_test_bits_per_byte" not in report:  # the teacher's scores, once per report
-                report["teacher_val_bits_per_byte"] = round(bits_per_byte(teacher, tokenizer, val_text), 4)
-                report["teacher_test_bits_per_byte"] = round(bits_per_byte(teacher, tokenizer, test_text), 4)
+                scores = {"teacher_val_bits_per_byte": round(bits_per_byte(teacher, tokenizer, val_text), 4),
+                          "teacher_test_bits_per_byte": round(bits_per_byte(teacher, tokenizer, test_text), 4)}
+                # read again: a run in another process may have written its result meanwhile
+                report = json.loads(report_file.read_text()) if report_file.exists() else {}
+                if report.get("config", dataclasses.asdict(cfg)) != dataclasses.asdict(cfg):
+                    report = {}
+                report.setdefault("runs", {})[name] = result
+                report.update(scores)
             report.update({"config": dataclasses.asdict(cfg), "teacher_parameters":
                            sum(p.numel() for p in teacher.parameters()),
                            "train_tokens": len(ids), "world_size": run.world_size, "device": str(run.device),

@@ -343,6 +343,20 @@ def weights_digest(model) -> str:
     return digest.hexdigest()[:16]
 
 
+def chat_cache_file(key: str, model, pairs: list[tuple[str, str]], max_new_tokens: int):
+    """Where :func:`chat_answers` keeps the answers for this model, prompt, length and questions."""
+    import hashlib
+    import json
+
+    from lmguide import zoo
+
+    pairs = [list(p) for p in pairs]
+    rule = hashlib.sha256(json.dumps([key, weights_digest(model), CHAT_PROMPT, max_new_tokens,
+                                      pairs]).encode()).hexdigest()[:16]
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+    return zoo.cache_dir() / "answers" / f"{safe}-{rule}.json"
+
+
 def chat_answers(pairs: list[tuple[str, str]], model, tokenizer, key: str | None = None,
                  max_new_tokens: int = 16) -> dict:
     """:func:`ask_chat_model` on every (question, passage) pair, cached in the user cache.
@@ -353,18 +367,12 @@ def chat_answers(pairs: list[tuple[str, str]], model, tokenizer, key: str | None
     answers are stored and read back next time: a 135 M LLM takes a second or more per answer
     on a laptop CPU.
     """
-    import hashlib
     import json
     import time
 
-    from lmguide import zoo
-
     cache_file = None
     if key is not None:
-        rule = hashlib.sha256(json.dumps([key, weights_digest(model), CHAT_PROMPT, max_new_tokens,
-                                          pairs]).encode()).hexdigest()[:16]
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
-        cache_file = zoo.cache_dir() / "answers" / f"{safe}-{rule}.json"
+        cache_file = chat_cache_file(key, model, pairs, max_new_tokens)
         if cache_file.is_file():
             return {**json.loads(cache_file.read_text()), "cached": True}
     answers, seconds = [], []

@@ -9,24 +9,52 @@ A notebook makes an exercise and the learner calls it::
 
 Each exercise is an :class:`Exercise` with a ``solve()`` that computes the
 reference answer and a ``diagnose(answer, expected)`` that returns ``None``
-when the answer is right or one sentence saying what is wrong. The test suite
-runs every registered exercise's reference answer, and a wrong answer,
-through ``check`` so that no check accepts everything or rejects the truth.
+when the answer is right or one sentence saying what is wrong. Before
+``diagnose`` sees it, ``parse(answer)`` turns what a learner typed into the
+answer's type (``"0.67"`` and ``"1,234"`` become numbers, ``" b "`` becomes
+``"B"``) or refuses it with one sentence. The test suite runs every registered
+exercise's reference answer, and a wrong answer, through ``check`` so that no
+check accepts everything or rejects the truth.
+
+What the learner sees has three states:
+
+- ``… Waiting for your answer`` while the cell still holds the blank ``...``
+  (what a committed notebook shows after Run All: nothing has failed yet);
+- ``✓ Correct``;
+- ``✗ Not yet: <what is off>``.
 """
 from __future__ import annotations
 
+import ast
+import inspect
 import math
+import re
+import textwrap
+import traceback
+from fractions import Fraction
 from typing import Any, Callable
 
 _REGISTRY: dict[str, Callable[[], "Exercise"]] = {}
 
+WAITING, CORRECT, WRONG = "waiting", "correct", "wrong"
+
+
+class AnswerError(ValueError):
+    """Raised by ``parse`` (or by a learner's function, through the guard) with the one sentence to show."""
+
 
 class Result:
     """What ``check`` returns: true when the answer is right; shows nothing in a notebook
-    (the printed message already said it all)."""
+    (the printed message already said it all). ``state`` is ``"waiting"`` (no answer yet),
+    ``"correct"`` or ``"wrong"``."""
 
-    def __init__(self, ok: bool, message: str | None):
+    def __init__(self, ok: bool, message: str | None, state: str | None = None):
         self.ok, self.message = ok, message
+        self.state = state or (CORRECT if ok else WRONG)
+
+    @property
+    def waiting(self) -> bool:
+        return self.state == WAITING
 
     def __bool__(self):
         return self.ok
@@ -37,10 +65,41 @@ class Result:
     __hash__ = None
 
     def __repr__(self):
-        return f"Result(ok={self.ok})"
+        return f"Result(ok={self.ok}, state={self.state!r})"
 
     def _ipython_display_(self):
         pass
+
+
+_BLANK_LAMBDA = (lambda *args, **kwargs: ...).__code__
+
+
+def _is_blank_function(fn) -> bool:
+    """True for a function whose body is only ``...`` / ``pass`` (and a docstring): not yet written."""
+    code = getattr(fn, "__code__", None)
+    if code is not None and code.co_code == _BLANK_LAMBDA.co_code and code.co_consts == _BLANK_LAMBDA.co_consts:
+        return True  # lambda ...: ... returns the Ellipsis itself
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == fn.__name__:
+            body = node.body
+            break
+        if isinstance(node, ast.Lambda) and fn.__name__ == "<lambda>":
+            return isinstance(node.body, ast.Constant) and node.body.value is Ellipsis
+    else:
+        return False
+    for statement in body:
+        if isinstance(statement, ast.Pass):
+            continue
+        if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant) and (
+                statement.value.value is Ellipsis or isinstance(statement.value.value, str)):
+            continue
+        return False
+    return True
 
 
 class Exercise:
@@ -61,6 +120,14 @@ class Exercise:
         """The reference answer."""
         raise NotImplementedError
 
+    def is_blank(self, answer: Any) -> bool:
+        """True while the learner has not answered yet (the notebook's ``...``)."""
+        return answer is None or answer is Ellipsis
+
+    def parse(self, answer: Any) -> Any:
+        """Turn what the learner typed into the answer's type, or raise :class:`AnswerError`."""
+        return answer
+
     def diagnose(self, answer: Any, expected: Any) -> str | None:
         """``None`` when ``answer`` is right, otherwise one sentence saying what is off."""
         if answer == expected:
@@ -70,19 +137,27 @@ class Exercise:
     # --- what learners call -----------------------------------------------------------
     def check(self, answer: Any = None, *, quiet: bool = False) -> Result:
         """Say whether ``answer`` is right, with a specific message when it is not."""
-        if answer is None or answer is Ellipsis:
-            message = "no answer yet: replace the ... (or None) with your answer and run the cell again."
-            ok = False
+        if self.is_blank(answer):
+            message = ("replace the ... with your answer and run this cell again "
+                       "(q.hint() gives a nudge, q.solution() the answer).")
+            result = Result(False, message, WAITING)
         else:
             try:
-                message = self.diagnose(answer, self.solve())
-            except Exception as exc:  # a learner's odd input gets a sentence, not a traceback
-                message = f"could not check that answer ({type(exc).__name__}: {exc})."
-            ok = message is None
-        self.solved = self.solved or ok
+                message = self.diagnose(self.parse(answer), self.solve())
+            except AnswerError as exc:  # the learner's input or function: one sentence, said by parse/guard
+                message = str(exc)
+            except Exception as exc:  # anything else: still a sentence, not a traceback
+                message = f"could not check that answer ({type(exc).__name__}: {_first_line(exc)})."
+            result = Result(message is None, message)
+        self.solved = self.solved or result.ok
         if not quiet:
-            print(f"✓ Correct: {self.name}" if ok else f"✗ Not yet: {message}")
-        return Result(ok, message)
+            if result.waiting:
+                print(f"… Waiting for your answer to {self.name}: {result.message}")
+            elif result.ok:
+                print(f"✓ Correct: {self.name}")
+            else:
+                print(f"✗ Not yet: {result.message}")
+        return result
 
     def hint(self) -> None:
         """Show the next hint (they get more specific each time)."""
@@ -103,35 +178,252 @@ class Exercise:
         return f"<Exercise {self.name}: {self.prompt}>"
 
 
+def _a(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
+def _first_line(exc: BaseException, width: int = 160) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+# --- numbers ---------------------------------------------------------------------------
+class Number(float):
+    """A float that remembers how the learner wrote it: ``text`` and its significant figures."""
+
+    text: str
+    significant: int | None  # None: exact (a fraction like "2/3", or a computed value)
+
+    def __new__(cls, value, text: str, significant: int | None):
+        self = super().__new__(cls, value)
+        self.text, self.significant = text, significant
+        return self
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _significant_figures(digits: str) -> int | None:
+    """Significant figures of a decimal written as text ("0.67" -> 2, "1.50" -> 3, "1200" -> 2)."""
+    mantissa = re.split(r"[eE]", digits.lstrip("+-"))[0]
+    if "." in mantissa:
+        stripped = mantissa.replace(".", "").lstrip("0")
+        return max(len(stripped), 1)
+    stripped = mantissa.lstrip("0").rstrip("0")
+    return max(len(stripped), 1)
+
+
+def parse_number(answer: Any) -> Number:
+    """A learner's number as a :class:`Number`; strings like "0.67", "1,234", "2/3", "67%" work.
+
+    Raises :class:`AnswerError` with one sentence for anything else.
+    """
+    if isinstance(answer, Number):
+        return answer
+    if isinstance(answer, bool):
+        return _not_a_number(answer)
+    if hasattr(answer, "item") and not isinstance(answer, (int, float)):  # a numpy or torch scalar
+        try:
+            answer = answer.item()
+        except (ValueError, RuntimeError):
+            raise AnswerError(f"expected one number, got an array or tensor of shape "
+                              f"{tuple(getattr(answer, 'shape', ()))}; pick out the single value.") from None
+    if isinstance(answer, int):
+        return Number(answer, f"{answer}", None if answer == 0 else _significant_figures(str(answer)))
+    if isinstance(answer, float):
+        if math.isnan(answer) or math.isinf(answer):
+            raise AnswerError(f"expected a finite number, got {answer!r}.")
+        text = repr(answer)
+        return Number(answer, text, _significant_figures(text) if _NUMBER.match(text) else None)
+    if isinstance(answer, Fraction):
+        return Number(float(answer), str(answer), None)
+    if isinstance(answer, str):
+        text = answer.strip()
+        cleaned = text.replace(",", "").replace("_", "").replace(" ", "").replace("\u202f", "")
+        percent = cleaned.endswith("%")
+        cleaned = cleaned.rstrip("%")
+        if _NUMBER.match(cleaned):
+            value = float(cleaned) / (100 if percent else 1)
+            return Number(value, text, _significant_figures(cleaned))
+        if re.fullmatch(r"[+-]?\d+/\d+", cleaned) and not percent:
+            numerator, denominator = cleaned.split("/")
+            if int(denominator) == 0:
+                raise AnswerError(f"{text!r} divides by zero; write the fraction you mean, e.g. 3/4.")
+            return Number(int(numerator) / int(denominator), text, None)
+        raise AnswerError(f"expected a number, got the text {answer!r}; write digits, e.g. 0.25 or 1,234.")
+    return _not_a_number(answer)
+
+
+def _not_a_number(answer):
+    raise AnswerError(f"expected a number, got {_a(type(answer).__name__)} ({answer!r}).")
+
+
+def format_number(value: float) -> str:
+    """A number for a message: whole numbers with thousands separators, others to 4 significant figures."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.4g}"
+
+
+def _rounds_to(value: Number, expected: float) -> bool:
+    """True when ``value`` is ``expected`` rounded to the figures the learner wrote."""
+    if value.significant is None or expected == 0:
+        return False
+    exponent = math.floor(math.log10(abs(value))) if value != 0 else math.floor(math.log10(abs(expected)))
+    unit = 10.0 ** (exponent - value.significant + 1)  # the place of the last digit written
+    return abs(value - expected) <= 0.5 * unit * (1 + 1e-9) + 1e-12
+
+
+def _truncates_to(value: Number, expected: float) -> bool:
+    """True when ``value`` is ``expected`` with its later digits cut off (0.66 for 2/3), not rounded."""
+    if value.significant is None or expected == 0 or value == 0 or _rounds_to(value, expected):
+        return False
+    exponent = math.floor(math.log10(abs(value)))
+    unit = 10.0 ** (exponent - value.significant + 1)
+    return math.isclose(math.trunc(expected / unit) * unit, value, rel_tol=1e-9)
+
+
 class NumberExercise(Exercise):
-    """An exercise whose answer is a number, accepted within a relative tolerance."""
+    """An exercise whose answer is a number.
+
+    Accepted: within ``rel_tol`` of the answer, or the answer correctly rounded to the
+    figures the learner wrote, when that is at least ``min_significant`` of them (0.67 for
+    2/3). Set ``exact = True`` for a count, where rounding is not an answer.
+    """
 
     rel_tol = 1e-3
+    exact = False
+    min_significant = 2
+    unit = ""  # e.g. "parameter": "too high by 3 parameters"
+
+    def parse(self, answer):
+        return parse_number(answer)
+
+    def accepts(self, value: Number, expected: float) -> bool:
+        """True when ``value`` counts as right (see the class docstring)."""
+        if self.exact:
+            return value == expected
+        if math.isclose(value, expected, rel_tol=self.rel_tol, abs_tol=1e-12):
+            return True
+        return (value.significant or 0) >= self.min_significant and _rounds_to(value, expected)
 
     def diagnose(self, answer, expected):
-        if isinstance(answer, bool) or not isinstance(answer, (int, float)) and not hasattr(answer, "item"):
-            return f"expected a number, got a {type(answer).__name__}."
-        value = float(answer)
-        if math.isclose(value, expected, rel_tol=self.rel_tol, abs_tol=1e-9):
+        value = parse_number(answer)  # subclasses may call this with what they parsed themselves
+        if self.accepts(value, expected):
             return None
+        return self.describe_miss(value, expected)
+
+    def describe_miss(self, value: Number, expected: float) -> str:
+        """One sentence on how ``value`` misses ``expected`` (never "off by 0")."""
+        shown = value.text if isinstance(value, Number) else format_number(value)
+        if self.exact and not float(value).is_integer():
+            return f"{shown} is not a whole number, and this answer is an exact count."
+        if expected != 0 and value != 0:
+            ratio = value / expected
+            if math.isclose(ratio, -1, rel_tol=1e-3):
+                return f"{shown} has the right size but the wrong sign."
+            if math.isclose(ratio, 100, rel_tol=0.01):
+                return f"{shown} is 100 times too large: it looks like a percentage; give a plain number."
+            if math.isclose(value * expected, 1, rel_tol=0.01) and not math.isclose(ratio, 1, rel_tol=0.01):
+                return f"{shown} is the reciprocal of the answer: divide the other way round."
+            for power in (3, 6, 9):
+                for factor, word in ((10.0 ** power, "large"), (10.0 ** -power, "small")):
+                    if math.isclose(ratio, factor, rel_tol=0.01):
+                        return f"{shown} is {10 ** power:,} times too {word}: check the units."
+        if (not self.exact and value.significant is not None and value.significant < self.min_significant
+                and _rounds_to(value, expected)):
+            return (f"{shown} has only {value.significant} significant figure; "
+                    f"give at least {self.min_significant}.")
+        if not self.exact and (value.significant or 0) >= self.min_significant and _truncates_to(value, expected):
+            return (f"{shown} looks cut off rather than rounded: round the last digit you give "
+                    f"(4 or less rounds down, 5 or more rounds up).")
         direction = "too high" if value > expected else "too low"
-        return f"{value:,g} is {direction} (off by {abs(value - expected) / max(abs(expected), 1e-12):.0%})."
+        gap = abs(value - expected)
+        if self.exact or (float(value).is_integer() and float(expected).is_integer()):
+            unit = f" {self.unit}{'s' if gap != 1 else ''}" if self.unit else ""
+            return f"{shown} is {direction} by {format_number(gap)}{unit}."
+        relative = gap / abs(expected) if expected else math.inf
+        return f"{shown} is {direction}, by {_percent(relative)} of the answer."
+
+
+def _percent(fraction: float) -> str:
+    """A relative gap as a percentage with two significant figures: never "0%"."""
+    if math.isinf(fraction):
+        return "an unbounded share"
+    return f"{100 * fraction:.2g}%".replace("e+0", "e").replace("e-0", "e-")
+
+
+# --- functions -------------------------------------------------------------------------
+def _describe_arguments(args, kwargs) -> str:
+    def one(a):
+        shape = getattr(a, "shape", None)
+        if shape is not None and hasattr(a, "dtype"):
+            return f"a {tuple(shape)} tensor"
+        text = repr(a)
+        return text if len(text) <= 30 else text[:27] + "..."
+
+    parts = [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)
+
+
+def _where(exc: BaseException, fn) -> str:
+    """Where in the learner's code ``exc`` was raised: 'line 3 of the cell that defines f: `code`'."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    code = getattr(fn, "__code__", None)
+    own = [f for f in frames if code is not None and f.filename == code.co_filename]
+    frame = own[-1] if own else (frames[-1] if frames else None)
+    if frame is None:
+        return ""
+    line = (frame.line or "").strip()
+    line = line if len(line) <= 80 else line[:77] + "..."
+    if "ipykernel" in frame.filename or frame.filename.startswith("<ipython"):
+        place = f"line {frame.lineno} of the cell that defines it"
+    else:
+        place = f"line {frame.lineno} of {frame.filename.replace(chr(92), '/').rsplit('/', 1)[-1]}"
+    return f" at {place}" + (f": `{line}`" if line else "")
+
+
+def guard(fn, name: str):
+    """``fn`` wrapped so that an exception inside it becomes one :class:`AnswerError` sentence
+    naming the call, the exception and the line of the learner's code that raised it."""
+
+    def guarded(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            call = f"{name}({_describe_arguments(args, kwargs)})"
+            raise AnswerError(f"your {call} raised {type(exc).__name__} ({_first_line(exc)})"
+                              f"{_where(exc, fn)}.") from None
+
+    guarded.__wrapped__ = fn
+    return guarded
 
 
 class FunctionExercise(Exercise):
     """An exercise whose answer is a function the learner writes, called on fixed inputs.
 
     ``function_name`` names it in messages; ``library_function`` is where lmguide keeps the
-    same function; subclasses write ``diagnose_function`` (``answer`` is known to be callable).
+    same function; subclasses write ``diagnose_function`` (``answer`` is known to be callable,
+    and an exception inside it is reported as one sentence naming the exception and the line).
+    A function whose body is still ``...`` counts as no answer yet.
     """
 
     function_name = "f"
     library_function = ""
 
-    def diagnose(self, answer, expected):
+    def is_blank(self, answer):
+        return super().is_blank(answer) or (callable(answer) and _is_blank_function(answer))
+
+    def parse(self, answer):
         if not callable(answer):
+            raise AnswerError(f"pass your function itself (q.check({self.function_name})), "
+                              f"not {_a(type(answer).__name__)}.")
+        return answer
+
+    def diagnose(self, answer, expected):
+        if not callable(answer):  # subclasses calling diagnose directly
             return f"pass your function itself (q.check({self.function_name})), not a {type(answer).__name__}."
-        return self.diagnose_function(answer, expected)
+        return self.diagnose_function(guard(answer, self.function_name), expected)
 
     def diagnose_function(self, answer, expected) -> str | None:
         raise NotImplementedError
@@ -141,8 +433,16 @@ class FunctionExercise(Exercise):
         print(f"Answer: the function above; {self.library_function} does the same.")
 
 
+# --- multiple choice -------------------------------------------------------------------
+_ONE_LETTER = re.compile(r"^[(\[]?\s*([A-Za-z])\s*[)\].:]?$")
+
+
 class ChoiceExercise(Exercise):
-    """A multiple-choice exercise; ``choices`` maps a letter to its text."""
+    """A multiple-choice exercise; ``choices`` maps a letter to its text.
+
+    Read strictly: one letter ("b", "B", "(B)", "B." all count as B), or the exact text of a
+    choice. "Both", "A or B", "AB" are not one letter and are refused with a sentence saying so.
+    """
 
     choices: dict[str, str] = {}
     answer_letter = ""
@@ -151,13 +451,37 @@ class ChoiceExercise(Exercise):
     def solve(self):
         return self.answer_letter
 
+    def _letters(self) -> str:
+        letters = list(self.choices)
+        return ", ".join(letters[:-1]) + f" or {letters[-1]}" if len(letters) > 1 else "".join(letters)
+
+    def parse(self, answer):
+        if not isinstance(answer, str):
+            raise AnswerError(f"answer with one letter as a string, e.g. q.check(\"{next(iter(self.choices))}\") "
+                              f"(got {_a(type(answer).__name__)}, {answer!r}).")
+        text = answer.strip()
+        match = _ONE_LETTER.match(text)
+        if match:
+            letter = match.group(1).upper()
+            if letter not in self.choices:
+                raise AnswerError(f"{letter!r} is not one of the letters {self._letters()}.")
+            return letter
+        for letter, choice in self.choices.items():  # the text of a choice, copied out
+            if text.rstrip(".").lower() == choice.rstrip(".").lower():
+                return letter
+        named = [c for c in dict.fromkeys(re.findall(r"\b([A-Za-z])\b", text)) if c.upper() in self.choices]
+        if not named and text.isalpha() and len(text) <= len(self.choices) and all(
+                c.upper() in self.choices for c in text):
+            named = list(text.upper())  # "AB", "bd"
+        if len(named) > 1:
+            raise AnswerError(f"{answer!r} names {len(named)} letters ({', '.join(l.upper() for l in named)}); "
+                              f"pick the one choice you think is right.")
+        raise AnswerError(f"{answer!r} is not a letter: answer with exactly one of {self._letters()}.")
+
     def diagnose(self, answer, expected):
-        letter = str(answer).strip().upper()[:1]
-        if letter not in self.choices:
-            return f"answer with one of the letters {', '.join(self.choices)} (got {answer!r})."
-        if letter == expected:
+        if answer == expected:
             return None
-        return self.why_wrong.get(letter, f"{letter} is not right.")
+        return self.why_wrong.get(answer, f"{answer} is not right.")
 
 
 def register(key: str):

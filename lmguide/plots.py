@@ -328,3 +328,112 @@ def similarity_heatmap(similarity, labels, groups=None, *, title: str = "Cosine 
                 start = i
     fig.colorbar(image, ax=ax, label="cosine similarity (1 = same direction)", shrink=0.8)
     return fig
+
+
+def recall_curves(curves: dict, *, title: str = "Recall@k: is the answer's passage among the top k?", ax=None):
+    """Recall@k against k, one line per search method (``{name: {k: recall}}``). Returns the figure."""
+    if not curves:
+        raise ValueError("recall_curves needs at least one method: {name: {k: recall}}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4), layout="constrained")
+    else:
+        fig = ax.figure
+    for name, curve in curves.items():
+        ks = sorted(curve)
+        ax.plot(ks, [100 * curve[k] for k in ks], "o-", label=name)
+    ax.set_xscale("log")
+    ks = sorted({k for curve in curves.values() for k in curve})
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("k (passages returned)")
+    ax.set_ylabel("questions whose answer passage is in the top k (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig
+
+
+# --- notebook 03: extractive question answering ---------------------------------------------------
+def _best_legal_span(start, end, context, max_answer_len):
+    T = len(start)
+    pos = np.arange(T)
+    length = pos[None, :] - pos[:, None] + 1                                   # (T, T): tokens in span s..e
+    legal = (length >= 1) & (length <= max_answer_len) & context[:, None] & context[None, :]
+    scores = np.where(legal, start[:, None] + end[None, :], np.nan)           # (T, T)
+    return scores
+
+
+def span_logits(start_logits, end_logits, context_mask, tokens, *, max_answer_len: int = 30,
+                title: str = "Start and end logits over the tokens", window=None):
+    """Start and end logits as bars over the tokens, with the two separate argmaxes and the best
+    legal (start, end) span marked: the classic snippet's bug made visible. Returns the figure.
+
+    ``window`` (first, last) limits the x axis to those token positions (the whole input when None).
+    """
+    start, end = _array(start_logits).astype(float), _array(end_logits).astype(float)
+    context = _array(context_mask).astype(bool)
+    if not (start.ndim == 1 and start.shape == end.shape == context.shape and len(tokens) == len(start)):
+        raise ValueError(f"span_logits needs 1-D start, end and context_mask of one length and a token per "
+                         f"position (got {start.shape}, {end.shape}, {context.shape}, {len(tokens)} tokens)")
+    scores = _best_legal_span(start, end, context, max_answer_len)
+    s, e = np.unravel_index(np.nanargmax(scores), scores.shape)
+    s_alone, e_alone = int(start.argmax()), int(end.argmax())
+    lo, hi = window if window is not None else (0, len(start) - 1)
+    fig, axes = plt.subplots(2, 1, figsize=(min(3 + 0.22 * (hi - lo + 1), 14), 5.5), sharex=True,
+                             layout="constrained")
+    x = np.arange(lo, hi + 1)
+    for ax, values, name, alone, colour in ((axes[0], start, "start", s_alone, "tab:blue"),
+                                            (axes[1], end, "end", e_alone, "tab:orange")):
+        bar_colours = [colour if context[i] else "lightgrey" for i in x]
+        ax.bar(x, values[lo:hi + 1], color=bar_colours, width=0.8)
+        ax.axvspan(s - 0.5, e + 0.5, color="tab:green", alpha=0.2,
+                   label=f"best legal span: tokens {s}-{e}, score {start[s] + end[e]:.1f}")
+        if lo <= alone <= hi:
+            ax.annotate(f"argmax {name}: {alone}", (alone, values[alone]), xytext=(0, 8),
+                        textcoords="offset points", ha="center", color="tab:red", fontsize=8,
+                        arrowprops=dict(arrowstyle="-", color="tab:red"))
+            ax.plot([alone], [values[alone]], "v", color="tab:red", markersize=8)
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.set_ylabel(f"{name} logit")
+        ax.legend(loc="lower left", fontsize=8)
+    axes[0].set_title(title)
+    labels = [str(tokens[i]) for i in x]
+    axes[1].set_xticks(x, labels, rotation=90, fontsize=7)
+    axes[1].set_xlabel("token (grey: question and special tokens, never part of an answer)")
+    return fig
+
+
+def span_scores(start_logits, end_logits, context_mask, tokens, *, max_answer_len: int = 30,
+                title: str = "Span scores start[s] + end[e] of the legal spans", window=None):
+    """Heatmap of start[s] + end[e] over the legal spans (both in the context, s <= e, at most
+    ``max_answer_len`` tokens; others grey), the best one framed in green and the pair of
+    separate argmaxes marked with a red x when it is in view. Returns the figure."""
+    start, end = _array(start_logits).astype(float), _array(end_logits).astype(float)
+    context = _array(context_mask).astype(bool)
+    if not (start.ndim == 1 and start.shape == end.shape == context.shape and len(tokens) == len(start)):
+        raise ValueError(f"span_scores needs 1-D start, end and context_mask of one length and a token per "
+                         f"position (got {start.shape}, {end.shape}, {context.shape}, {len(tokens)} tokens)")
+    scores = _best_legal_span(start, end, context, max_answer_len)
+    s, e = np.unravel_index(np.nanargmax(scores), scores.shape)
+    lo, hi = window if window is not None else (0, len(start) - 1)
+    view = scores[lo:hi + 1, lo:hi + 1]
+    cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")  # NaN (illegal span) cells in grey
+    n = hi - lo + 1
+    fig, ax = plt.subplots(figsize=(min(3 + 0.25 * n, 11), min(2.5 + 0.25 * n, 10)), layout="constrained")
+    image = ax.imshow(view, cmap=cmap, interpolation="nearest", aspect="auto")
+    ax.add_patch(plt.Rectangle((e - lo - 0.5, s - lo - 0.5), 1, 1, fill=False, edgecolor="tab:green", linewidth=2.5))
+    s_alone, e_alone = int(start.argmax()), int(end.argmax())
+    if lo <= s_alone <= hi and lo <= e_alone <= hi:
+        ax.plot([e_alone - lo], [s_alone - lo], "x", color="tab:red", markersize=10, markeredgewidth=2.5,
+                label=f"separate argmaxes: start {s_alone}, end {e_alone}")
+    ax.plot([], [], "s", markerfacecolor="none", markeredgecolor="tab:green", markeredgewidth=2,
+            label=f"best legal span: start {s}, end {e}")
+    labels = [str(t) for t in tokens[lo:hi + 1]]
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), labels, fontsize=7)
+    ax.set_xlabel("end token e")
+    ax.set_ylabel("start token s")
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.colorbar(image, ax=ax, label="start[s] + end[e] (logits)", shrink=0.8)
+    return fig

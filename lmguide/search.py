@@ -135,6 +135,15 @@ class SemanticIndex:
         q = embed([query], self.model, self.tokenizer, max_length=self.max_length)  # (1, H), length 1
         return (self.vectors @ q[0]).float()                                          # (N,)
 
+    def score_matrix(self, queries: list[str]) -> torch.Tensor:
+        """Cosine similarity of every query with every passage: (Q, N), the queries embedded in batches."""
+        from lmguide.embeddings import embed
+
+        for query in queries:
+            _check_query(query, 1, len(self))
+        q = embed(list(queries), self.model, self.tokenizer, max_length=self.max_length)  # (Q, H), length 1
+        return (q @ self.vectors.T).float()                                                # (Q, N)
+
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The ``k`` passages closest in meaning to ``query``, best first."""
         _check_query(query, k, len(self))
@@ -164,6 +173,10 @@ class BM25Index:
         """BM25 score of every passage for ``query``: (N,); 0 when no query word occurs."""
         _check_query(query, 1, len(self))
         return torch.as_tensor(self.bm25.get_scores(bm25_tokenize(query)), dtype=torch.float64)
+
+    def score_matrix(self, queries: list[str]) -> torch.Tensor:
+        """BM25 score of every passage for every query: (Q, N)."""
+        return torch.stack([self.scores(query) for query in queries])
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The ``k`` passages with the highest BM25 score for ``query``, best first.
@@ -214,3 +227,163 @@ def retrieve_then_read(question: str, index, qa_model, qa_tokenizer, k: int = 3,
     best = max(range(len(hits)), key=lambda i: answers[i]["score"])  # first of equal scores wins
     return {"answer": answers[best]["answer"], "score": answers[best]["score"],
             "passage": hits[best].index, "hits": hits}
+
+
+# ----------------------------------------------------------------- measuring retrieval
+@dataclasses.dataclass(frozen=True)
+class RetrievalSet:
+    """Passages to search and questions to search them with; ``relevant[i]`` are the indices of
+    the passages that hold question ``i``'s gold answer."""
+
+    passages: list[Passage]
+    questions: list[str]
+    relevant: list[list[int]]
+    kinds: list[str]  # per question: the first part of its SQuAD title ("austen", "team")
+
+
+def retrieval_set(dataset: dict, split: str = "val", max_words: int = 150) -> RetrievalSet:
+    """A retrieval benchmark from a SQuAD-format set whose Austen contexts are excerpts of ``split``.
+
+    The collection is every chapter of the Austen ``split`` cut as :func:`austen_passages` cuts
+    it, plus every other context of ``dataset`` cut by the same rule. A question's relevant
+    passages are those that overlap its first gold answer where it stands in the text (so an
+    answer cut by a passage border counts in both halves). Austen contexts are located in their
+    chapter by exact text; one that is not found raises ``ValueError``.
+    """
+    from lmguide import data
+    from lmguide.qa_data import iter_questions
+
+    chapters = {(book, chapter): text for book, chapter, text in data.chapters(split)}
+    passages = austen_passages(split, max_words)
+    by_chapter: dict[tuple[str, int], list[int]] = {}
+    for i, p in enumerate(passages):
+        by_chapter.setdefault((p.book, p.chapter), []).append(i)
+    other: dict[str, tuple[str, int]] = {}  # a non-Austen context -> its key in by_chapter
+    questions, relevant, kinds = [], [], []
+    for q in iter_questions(dataset):
+        context, answer, start = q["context"], q["answers"][0], q["answer_starts"][0]
+        kind = q["title"].split(":")[0]
+        located = [key for key, text in chapters.items() if context in text] if kind == "austen" else []
+        if kind == "austen":
+            if not located:
+                raise ValueError(f"the context of question {q['id']!r} is not in the {split!r} chapters; "
+                                 f"build the set from the split its Austen passages come from")
+            key = located[0]
+            offset = chapters[key].index(context)
+        else:
+            if context not in other:
+                key = (q["title"], len(other))
+                other[context] = key
+                by_chapter[key] = []
+                for a, b in chunk_spans(context, max_words):
+                    if context[a:b].strip():
+                        by_chapter[key].append(len(passages))
+                        passages.append(Passage(q["title"], key[1], a, b, context[a:b].strip()))
+            key, offset = other[context], 0
+        first, last = offset + start, offset + start + len(answer)
+        hits = [i for i in by_chapter[key] if passages[i].start < last and first < passages[i].end]
+        questions.append(q["question"])
+        relevant.append(hits)
+        kinds.append(kind)
+    return RetrievalSet(passages, questions, relevant, kinds)
+
+
+def ranks_of_relevant(index, questions: list[str], relevant: list[list[int]]) -> list[int]:
+    """For each question, the best (smallest) 1-based rank ``index`` gives one of its relevant passages."""
+    if len(questions) != len(relevant):
+        raise ValueError(f"{len(questions)} questions but {len(relevant)} lists of relevant passages; "
+                         "give one list per question")
+    for question, wanted in zip(questions, relevant):
+        if not wanted:
+            raise ValueError(f"no relevant passage for {question!r}; every question needs at least one")
+    scores = index.score_matrix(questions)  # (Q, N)
+    ranks = []
+    for row, wanted in zip(scores, relevant):
+        order = torch.sort(row, descending=True, stable=True).indices  # ties broken by passage order
+        position = torch.isin(order, torch.as_tensor(wanted)).nonzero()  # ranks (from 0) of the relevant ones
+        ranks.append(int(position[0, 0]) + 1)
+    return ranks
+
+
+def recall_at_k(ranks: list[int], ks=(1, 3, 5, 10)) -> dict[int, float]:
+    """Recall@k: the share of questions whose answer passage is among the top k, for each k."""
+    if not ranks:
+        raise ValueError("no ranks given; measure at least one question")
+    return {k: sum(r <= k for r in ranks) / len(ranks) for k in ks}
+
+
+# ------------------------------------------------------------ asking a chat LLM instead
+CHAT_PROMPT = "{passage}\n\nQuestion: {question}\nAnswer with a short phrase copied from the text above."
+
+
+def chat_prompt(question: str, passage: str, tokenizer) -> str:
+    """The open-book prompt for a chat model: the passage, the question, a request for a short
+    answer, wrapped in the model's own chat template (as the chat model was trained to read it)."""
+    messages = [{"role": "user", "content": CHAT_PROMPT.format(passage=passage, question=question)}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def ask_chat_model(question: str, passage: str, model, tokenizer, max_new_tokens: int = 16) -> str:
+    """A chat LLM's greedy answer to ``question`` about ``passage`` (at most ``max_new_tokens`` tokens)."""
+    from lmguide.sampling import generate_text
+
+    prompt = chat_prompt(question, passage, tokenizer)
+    return generate_text(model, tokenizer, prompt, max_new_tokens=max_new_tokens, strategy="greedy").strip()
+
+
+def weights_digest(model) -> str:
+    """16 hex digits that change when the model's weights change (a strided sample of
+    every parameter, hashed): a cache key that does not depend on where the files came from."""
+    import hashlib
+
+    digest = hashlib.sha256(type(model).__name__.encode())
+    for name, p in model.named_parameters():
+        sample = p.detach().flatten()[:: max(1, p.numel() // 512)].float().cpu().numpy()
+        digest.update(name.encode() + sample.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def chat_cache_file(key: str, model, pairs: list[tuple[str, str]], max_new_tokens: int):
+    """Where :func:`chat_answers` keeps the answers for this model, prompt, length and questions."""
+    import hashlib
+    import json
+
+    from lmguide import zoo
+
+    pairs = [list(p) for p in pairs]
+    rule = hashlib.sha256(json.dumps([key, weights_digest(model), CHAT_PROMPT, max_new_tokens,
+                                      pairs]).encode()).hexdigest()[:16]
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+    return zoo.cache_dir() / "answers" / f"{safe}-{rule}.json"
+
+
+def chat_answers(pairs: list[tuple[str, str]], model, tokenizer, key: str | None = None,
+                 max_new_tokens: int = 16) -> dict:
+    """:func:`ask_chat_model` on every (question, passage) pair, cached in the user cache.
+
+    Returns ``{"answers", "seconds", "cached"}``: ``seconds`` is each answer's generation time
+    when it was made (the first is a warm-up run and includes one-off costs). With a ``key``
+    (a name for the model, e.g. its zoo name; the weights' own digest is added) the
+    answers are stored and read back next time: a 135 M LLM takes a second or more per answer
+    on a laptop CPU.
+    """
+    import json
+    import time
+
+    cache_file = None
+    if key is not None:
+        cache_file = chat_cache_file(key, model, pairs, max_new_tokens)
+        if cache_file.is_file():
+            return {**json.loads(cache_file.read_text()), "cached": True}
+    answers, seconds = [], []
+    for question, passage in pairs:
+        began = time.perf_counter()
+        answers.append(ask_chat_model(question, passage, model, tokenizer, max_new_tokens))
+        seconds.append(time.perf_counter() - began)
+    result = {"answers": answers, "seconds": seconds}
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".partial")
+        tmp.write_text(json.dumps(result))
+        tmp.replace(cache_file)  # atomic: a half-written set of answers is never read
+    return {**result, "cached": False}

@@ -6,7 +6,6 @@ import torch
 from hypothesis import given, settings, strategies as st
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from lmguide import exercises
 from lmguide.params import gpt2_param_count
 
 torch.set_num_threads(1)
@@ -76,27 +75,3 @@ def test_formula_accepts_plain_attribute_objects():
 def test_cross_attention_configs_are_refused():
     with pytest.raises(ValueError, match="add_cross_attention=True"):
         gpt2_param_count(GPT2Config(add_cross_attention=True))
-
-
-# --- notebook 01 exercises ---------------------------------------------------------------------
-def test_nb01_param_count_exercise(capsys):
-    q = exercises.get("nb01.param_count")
-    config, model = build(vocab_size=4096, n_positions=256, n_embd=128, n_layer=4, n_head=4)
-    assert q.solve() == real_count(model)
-    assert q.check(real_count(model), quiet=True)
-    assert not q.check(q.wrong_example)
-    assert "ties it to the token embedding" in capsys.readouterr().out
-    assert not q.check(q.solve() - 2 * 128)
-    assert "ln_f" in capsys.readouterr().out
-    assert not q.check(q.solve() + 1)  # off by one is still wrong: counts are exact
-    assert "too high by 1 parameter." in capsys.readouterr().out
-    assert not q.check("a lot", quiet=True)
-
-
-def test_nb01_encoder_mask_exercise(capsys):
-    q = exercises.get("nb01.encoder_mask")
-    assert q.check("B", quiet=True)
-    assert not q.check(q.wrong_example)
-    assert "decoders" in capsys.readouterr().out
-    assert not q.check("Z")
-    assert "one of the letters" in capsys.readouterr().out

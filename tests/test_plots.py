@@ -174,3 +174,44 @@ def test_plots_of_generation_have_titles_and_labelled_axes():
     assert ax.get_title() == "next" and ax.get_xlabel().startswith("probability")
     assert [t.get_text() for t in ax.get_yticklabels()] == ["' the'", "'\\n'", "'\\xe9'"]  # ascii(): visible, no missing glyphs
     plt.close("all")
+
+
+# --- notebook 03: recall and span pictures -------------------------------------------------------
+def test_recall_curves_draw_one_line_per_method_in_percent():
+    fig = plots.recall_curves({"BM25": {1: 0.5, 5: 0.8}, "semantic": {1: 0.25, 5: 0.9}}, title="t")
+    ax = fig.axes[0]
+    assert labelled(ax) and len(ax.lines) == 2
+    assert list(ax.lines[0].get_ydata()) == [50.0, 80.0]
+    with pytest.raises(ValueError, match="at least one method"):
+        plots.recall_curves({})
+
+
+SPAN_TOKENS = ["[CLS]", "q1", "q2", "[SEP]", "c5", "c6", "c7", "c8", "[SEP]"]
+START = torch.tensor([1.0, 0.0, 9.0, 0.0, 0.0, 3.0, 0.0, 1.0, 0.0])  # argmax 2: in the question
+END = torch.tensor([1.0, 0.0, 0.0, 0.0, 4.0, 0.0, 2.0, 3.0, 0.0])    # argmax 4: before the best start
+CONTEXT = torch.tensor([False, False, False, False, True, True, True, True, False])
+
+
+def test_span_logits_marks_the_argmaxes_and_the_best_legal_span():
+    fig = plots.span_logits(START, END, CONTEXT, SPAN_TOKENS, max_answer_len=3, title="t")
+    top, bottom = fig.axes[:2]
+    assert top.get_title() == "t" and top.get_ylabel() and bottom.get_xlabel()
+    assert "tokens 5-7" in top.get_legend().get_texts()[0].get_text()  # 3 + 3 = 6 beats 3 + 2 and 0 + 4
+    assert "argmax start: 2" in [t.get_text() for t in top.texts]
+    assert "argmax end: 4" in [t.get_text() for t in bottom.texts]
+    grey = [tuple(p.get_facecolor()) for p in top.patches[:4]]
+    assert len(set(grey)) == 1  # question and special tokens share the grey
+    with pytest.raises(ValueError, match="one length"):
+        plots.span_logits(START, END[:-1], CONTEXT, SPAN_TOKENS)
+
+
+def test_span_scores_greys_illegal_spans_and_frames_the_best():
+    fig = plots.span_scores(START, END, CONTEXT, SPAN_TOKENS, max_answer_len=3, title="t")
+    ax = fig.axes[0]
+    assert labelled(ax)
+    grid = np.ma.getdata(ax.images[0].get_array())
+    assert np.isnan(grid[2, 4]) and np.isnan(grid[7, 5])  # start in the question; end before start
+    assert grid[5, 7] == 6.0 and np.nanmax(grid) == 6.0
+    frame = [p for p in ax.patches if isinstance(p, plt.Rectangle)][0]
+    assert frame.get_xy() == (7 - 0.5, 5 - 0.5)  # column = end, row = start
+    assert any("separate argmaxes: start 2, end 4" in t.get_text() for t in ax.get_legend().get_texts())

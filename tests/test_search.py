@@ -209,3 +209,78 @@ def test_retrieve_then_read_copies_the_answer_from_the_best_passage(fake_index):
     assert result["answer"] == "Antigua" and result["passage"] == 3
     assert len(result["hits"]) == 3 and result["hits"][0].index == 3
     assert "Antigua" in TEXTS[result["passage"]]  # the passage index points into the index's texts
+
+
+# --- measuring retrieval -------------------------------------------------------------------------
+def test_recall_at_k_counts_questions_found_within_k():
+    assert search.recall_at_k([1, 2, 5, 11], ks=(1, 2, 5, 10)) == {1: 0.25, 2: 0.5, 5: 0.75, 10: 0.75}
+    with pytest.raises(ValueError, match="no ranks"):
+        search.recall_at_k([])
+
+
+def test_ranks_of_relevant_takes_the_best_ranked_relevant_passage(fake_index):
+    questions = ["Baddeley tea butler", "Netherfield ball danced", "Antigua theatre"]
+    relevant = [[2], [0, 5], [4]]  # the third: deliberately a passage that does not answer it
+    for index in (fake_index, search.BM25Index(TEXTS)):
+        ranks = search.ranks_of_relevant(index, questions, relevant)
+        assert ranks[:2] == [1, 1]
+        expected = [search.rank_of(index.scores(q), r[0]) for q, r in zip(questions, relevant)]
+        assert ranks[2] == expected[2] > 1
+    with pytest.raises(ValueError, match="no relevant passage"):
+        search.ranks_of_relevant(fake_index, ["tea"], [[]])
+    with pytest.raises(ValueError, match="one list per question"):
+        search.ranks_of_relevant(fake_index, ["tea", "ball"], [[1]])
+
+
+def test_score_matrix_equals_one_query_at_a_time(fake_index):
+    queries = ["Baddeley tea", "Netherfield ball", "Antigua"]
+    for index in (fake_index, search.BM25Index(TEXTS)):
+        matrix = index.score_matrix(queries)
+        assert matrix.shape == (3, len(TEXTS))
+        for row, q in zip(matrix, queries):
+            torch.testing.assert_close(row.double(), index.scores(q).double(), atol=1e-6, rtol=0)
+
+
+def _squad(records):
+    return {"version": "1.1", "data": [{"title": title, "paragraphs": [
+        {"context": context, "qas": [{"id": f"{title}-{i}", "question": q, "answers": [{"text": a, "answer_start": s}]}
+                                     for i, (q, a, s) in enumerate(qas)]}]} for title, context, qas in records]}
+
+
+def test_retrieval_set_points_each_question_at_the_passage_holding_its_answer():
+    book, chapter, text = data.chapters("val")[0]
+    excerpt = text[2000:3500]
+    word = excerpt.split()[40]
+    general = " ".join(f"Sentence {i} says nothing much." for i in range(60)) + " The answer is zebra."
+    dataset = _squad([(f"austen:{book}:chapter {chapter}", excerpt, [("Where?", word, excerpt.index(word))]),
+                      ("team:test", general, [("Which animal?", "zebra", general.index("zebra"))])])
+    rs = search.retrieval_set(dataset, split="val", max_words=150)
+    assert rs.kinds == ["austen", "team"] and rs.questions == ["Where?", "Which animal?"]
+    austen_count = len(search.austen_passages("val", max_words=150))
+    assert len(rs.passages) > austen_count  # the general text is cut and added after the chapters
+    (austen_hit,), (general_hit,) = rs.relevant
+    p = rs.passages[austen_hit]
+    at = text.index(excerpt) + excerpt.index(word)
+    assert (p.book, p.chapter) == (book, chapter) and p.start <= at < p.end and word in p.text
+    assert general_hit >= austen_count and "zebra" in rs.passages[general_hit].text
+    missing = _squad([("austen:emma:chapter 0", "This sentence is in no chapter of Austen.", [("?", "no", 22)])])
+    with pytest.raises(ValueError, match="not in the 'val' chapters"):
+        search.retrieval_set(missing)
+
+
+def test_chat_answers_are_cached_and_read_back(tmp_path, monkeypatch):
+    from lmguide import zoo
+
+    monkeypatch.setattr(zoo, "cache_dir", lambda: tmp_path)
+    calls = []
+    monkeypatch.setattr(search, "ask_chat_model", lambda q, p, m, t, n: calls.append(q) or f"answer to {q}")
+    model = torch.nn.Linear(2, 2)
+    pairs = [("Who?", "A passage."), ("Where?", "Another.")]
+    first = search.chat_answers(pairs, model, None, key="fake")
+    second = search.chat_answers(pairs, model, None, key="fake")
+    assert first["answers"] == second["answers"] == ["answer to Who?", "answer to Where?"]
+    assert (first["cached"], second["cached"]) == (False, True) and calls == ["Who?", "Where?"]
+    with torch.no_grad():
+        model.weight += 1  # other weights: another cache entry
+    assert not search.chat_answers(pairs, model, None, key="fake")["cached"]
+    assert search.chat_cache_file("fake", model, pairs, 16) != search.chat_cache_file("fake", model, pairs, 8)

@@ -1,41 +1,49 @@
 """Exercises for notebook 03: SLM embeddings and extractive QA."""
 from __future__ import annotations
 
+import re
+
 import torch
 
-from lmguide.exercises import Exercise, FunctionExercise, NumberExercise, register
+from lmguide.exercises import AnswerError, Exercise, FunctionExercise, NumberExercise, register
 
 
 def _padded_batch():
-    """Two texts, the second padded: hidden states (2, 4, 3) and mask (2, 4)."""
+    """Two texts, the second padded: hidden states (2, 4, 3) and mask (2, 4).
+
+    Text 2's first feature is negative on its real tokens, so a max that merely zeroes the
+    padding picks the padding's 0 instead of the real -2.
+    """
     hidden = torch.tensor([
-        [[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [2.0, 2.0, 2.0], [0.0, 4.0, 8.0]],
-        [[4.0, 0.0, 2.0], [2.0, 2.0, 0.0], [9.0, 9.0, 9.0], [9.0, 9.0, 9.0]],  # last two: padding
+        [[1.0, 2.0, 3.0], [3.0, -2.0, 1.0], [2.0, 2.0, 2.0], [0.0, 4.0, -8.0]],
+        [[-4.0, 0.0, 2.0], [-2.0, 2.0, 0.5], [9.0, 9.0, 9.0], [9.0, 9.0, 9.0]],  # last two: padding
     ])
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     return hidden, mask
 
 
-@register("nb03.mean_pool")
-class MeanPool(FunctionExercise):
-    function_name = "mean_pool"
-    prompt = ("Write mean_pool(hidden, mask): average each text's token vectors (B, T, H) -> (B, H), "
-              "leaving out padding (mask 0). Check it with q.check(mean_pool).")
+@register("nb03.max_pool")
+class MaxPool(FunctionExercise):
+    function_name = "max_pool"
+    library_function = "lmguide.embeddings.max_pool"
+    prompt = ("Section 1 pooled with a masked mean. Some sentence encoders pool with a max instead: each feature "
+              "takes its largest value over the text's tokens. Write max_pool(hidden, mask): (B, T, H) -> (B, H), "
+              "where padding (mask 0) must never win. Check it with q.check(max_pool).")
     hints = (
-        "Padding tokens still have vectors; they must not count. Multiply them by 0 first.",
-        "mask[..., None] has shape (B, T, 1): multiply, sum over T (dim=1), then divide by mask.sum(1, keepdim=True).",
+        "hidden.amax(dim=1) takes the max over the tokens; the padding tokens' vectors are still in there.",
+        "Multiplying by the mask sets padding to 0, and 0 beats a negative feature. What value can never be the max?",
     )
     solution_code = """
-def mean_pool(hidden, mask):
-    mask = mask.unsqueeze(-1).to(hidden.dtype)       # (B, T, 1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+def max_pool(hidden, mask):
+    padding = (mask == 0).unsqueeze(-1)                          # (B, T, 1): True on padding
+    return hidden.masked_fill(padding, float("-inf")).amax(dim=1)  # (B, H): padding can never win
 """
-    wrong_example = staticmethod(lambda hidden, mask: hidden.mean(dim=1))  # averages the padding too
+    wrong_example = staticmethod(lambda hidden, mask: hidden.amax(dim=1))  # the padding's 9s win
 
     def solve(self):
-        from lmguide.embeddings import mean_pool
+        from lmguide.embeddings import max_pool
 
-        return mean_pool
+        return max_pool
 
     def solution(self) -> None:
         print("Solution:\n" + self.solution_code.strip())
@@ -48,14 +56,24 @@ def mean_pool(hidden, mask):
         want = expected(hidden, mask)
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            return f"for hidden (2, 4, 3) and mask (2, 4) your function returned {shape}; expected (2, 3), one vector per text."
-        if torch.allclose(got.float(), want, atol=1e-5):
+            return (f"for hidden (2, 4, 3) and mask (2, 4) your function returned {shape}; "
+                    "expected (2, 3), one vector per text.")
+        got = got.float()
+        if torch.allclose(got, want, atol=1e-5):
             return None
-        if torch.allclose(got.float(), hidden.mean(dim=1), atol=1e-5):
-            return "your pooling averages the padding too: text 2 gets the 9s of its two padding tokens; multiply by the mask first."
-        if torch.allclose(got.float(), (hidden * mask[..., None]).sum(1) / hidden.shape[1], atol=1e-5):
-            return "you zeroed the padding but divided by all 4 positions; divide by the number of real tokens, mask.sum(1)."
-        return f"text 2 should pool to {want[1].tolist()} (the mean of its two real tokens); you got {got[1].tolist()}."
+        if torch.allclose(got, hidden.amax(dim=1), atol=1e-5):
+            return "the padding wins: text 2's max is 9 everywhere, the value of its padding tokens; leave them out."
+        if torch.allclose(got, (hidden * mask[..., None]).amax(dim=1), atol=1e-5):
+            return ("you zeroed the padding, but for text 2's first feature (-4 and -2 on its real tokens) "
+                    "the padding's 0 is still the max; give padding a value that can never win.")
+        from lmguide.embeddings import mean_pool
+
+        if torch.allclose(got, mean_pool(hidden, mask), atol=1e-5):
+            return "that is the masked mean of section 1; this exercise asks for the max of each feature."
+        if torch.allclose(got, hidden.amin(dim=1), atol=1e-5) or torch.allclose(
+                got, hidden.masked_fill(mask[..., None] == 0, float("inf")).amin(dim=1), atol=1e-5):
+            return "that is the minimum; take the largest value of each feature."
+        return f"text 1 should pool to one max per feature over its 4 tokens; you got {got[0].tolist()}."
 
 
 @register("nb03.f1")
@@ -80,8 +98,8 @@ f1_score("Bennet sisters at Longbourn", "the Bennet sisters")   # P = 2/4, R = 2
 
     def diagnose(self, answer, expected):
         message = super().diagnose(answer, expected)
-        if message is None or isinstance(answer, str):
-            return message
+        if message is None:
+            return None
         known = {0.0: "0 is the exact-match score; F1 gives credit for the shared words 'bennet' and 'sisters'.",
                  0.5: "0.5 is the precision alone (2 of 4 predicted words are right); F1 also uses recall.",
                  1.0: "1.0 is the recall alone (both gold words were found); F1 also uses precision.",
@@ -120,11 +138,19 @@ best_span(start, end, context, max_answer_len=3)[:2]
         context = [5 <= i <= 9 for i in range(len(self.start))]
         return best_span(self.start, self.end, context, max_answer_len=3)[:2]
 
-    def diagnose(self, answer, expected):
+    def parse(self, answer):
+        text = answer
+        if isinstance(answer, str):  # "(6, 8)", "6,8", "6 8"
+            text = re.findall(r"-?\d+", answer)
         try:
-            s, e = (int(x) for x in answer)
+            s, e = (int(x) for x in text)
         except (TypeError, ValueError):
-            return f"answer with a pair of token positions such as (6, 8) (got {answer!r})."
+            raise AnswerError(f"answer with a pair of token positions, (start, end), two whole numbers "
+                              f"(got {answer!r}).") from None
+        return s, e
+
+    def diagnose(self, answer, expected):
+        s, e = answer
         if (s, e) == tuple(expected):
             return None
         if not (5 <= s <= 9 and 5 <= e <= 9):

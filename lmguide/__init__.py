@@ -12,7 +12,7 @@ from lmguide.zoo import load  # noqa: E402
 
 # The other modules import torch or transformers, so they load on first use: ``lg.qa``,
 # ``lg.eval`` ... work after ``import lmguide as lg`` without importing everything up front.
-_LAZY = {"attention", "bench", "embeddings", "eval", "finetune_qa", "params", "plots", "qa",
+_LAZY = {"attention", "bench", "course", "embeddings", "eval", "finetune_qa", "params", "plots", "qa",
          "qa_pipeline", "sampling", "search", "tokenizers", "train", "widgets"}
 
 

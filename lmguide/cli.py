@@ -4,6 +4,7 @@
     lmguide models list         # the zoo table
     lmguide doctor              # versions, threads, network, cache; what to fix
     lmguide train --preset large --out DIR
+    lmguide course init DIR     # nbgrader course folder; `lmguide course html OUT`: HTML pages
 """
 from __future__ import annotations
 
@@ -90,6 +91,12 @@ def _train(args) -> int:
     return 0
 
 
+def _course(args) -> int:
+    from lmguide import course
+
+    return course.run(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="lmguide", description="lmguide: LLMs vs SLMs, offline.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +110,12 @@ def main(argv=None) -> int:
     tr = sub.add_parser("train", help="train an AustenGPT model (see python -m lmguide.train -h)")
     tr.add_argument("rest", nargs=argparse.REMAINDER)
     tr.set_defaults(func=_train)
+    co = sub.add_parser("course", help="nbgrader course folder (init DIR) or HTML pages (html OUT)")
+    co.add_argument("action", choices=["init", "html"])
+    co.add_argument("dir", help="the course folder (init) or the output folder (html)")
+    co.add_argument("--notebooks", nargs="+", help="notebook files (default: every notebook in notebooks/)")
+    co.add_argument("--force", action="store_true", help="init: rebuild an existing course folder")
+    co.set_defaults(func=_course)
     args = parser.parse_args(argv)
     return args.func(args)
 

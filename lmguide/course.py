@@ -32,7 +32,7 @@ from pathlib import Path
 
 NBGRADER_SCHEMA = 3
 CODE_STUB = "answer = ...  # YOUR ANSWER HERE"
-EXECUTE_TIMEOUT = 600  # seconds per cell; nbgrader's default (30 s) is shorter than a model load
+EXECUTE_TIMEOUT = 1800  # seconds per cell: nbgrader's default (30 s) is shorter than a model load on a busy machine
 
 _CONFIG = '''\
 # nbgrader configuration for the lmguide course (written by `lmguide course init`).
@@ -295,6 +295,11 @@ def to_assignment(nb: dict, name: str) -> tuple[dict, list[Exercise]]:
     out = copy.deepcopy({k: v for k, v in nb.items() if k != "cells"})
     out["cells"] = cells
     out["nbformat"], out["nbformat_minor"] = 4, max(nb.get("nbformat_minor", 5), 5)
+    seen = set()
+    for n, cell in enumerate(cells):  # nbformat 4.5: every cell has a unique id
+        if not cell.get("id") or cell["id"] in seen:
+            cell["id"] = f"cell-{n}"
+        seen.add(cell["id"])
     return out, found
 
 
@@ -331,7 +336,7 @@ def _summary(nb: dict) -> tuple[str, str]:
     text = next(("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"), "")
     title = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("# ")), "")
     time = re.search(r"\*\*Time:?\*\*:?\s*([^.*\n]+)", text)
-    return title, time.group(1).strip() if time else ""
+    return title, time.group(1).split(";")[0].strip() if time else ""
 
 
 def export_html(out, notebooks=None) -> list[Path]:

@@ -143,3 +143,34 @@ def test_postbuild_runs_in_a_fresh_venv_from_an_empty_model_cache(tmp_path):
     assert package.startswith(str(work))  # the fresh venv's own editable install, not this one's
     assert smollm2.startswith(str(cache))  # converted at build time into the (empty) cache it was given
     assert "/lab/tree/notebooks/00_start_here.ipynb" in (home / ".jupyter" / "jupyter_server_config.json").read_text()
+
+
+@pytest.fixture(scope="module")
+def quickstart_venv(tmp_path_factory):
+    if sys.platform != "linux":
+        pytest.skip("the CPU-torch step only matters on Linux (PyPI's macOS and Windows torch is CPU-only)")
+    return tmp_path_factory.mktemp("quickstart") / "venv"
+
+
+def quickstart_torch(venv, **env):
+    out = subprocess.run(["bash", "scripts/quickstart.sh", "torch"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "PYTHON": sys.executable, "LMGUIDE_VENV": str(venv), **env})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    lines = [l for l in out.stdout.splitlines() if l.startswith("torch:")]
+    assert len(lines) == 1, out.stdout
+    assert not re.search(r"(^|\s)/\w", out.stdout + out.stderr), "the quickstart printed a machine path"
+    return lines[0]
+
+
+def test_quickstart_torch_step_takes_a_cpu_build_without_downloading_cuda(quickstart_venv):
+    line = quickstart_torch(quickstart_venv)
+    # here pip's default pick is already a CPU wheel; on a plain Linux machine it is the CUDA one,
+    # and the step installs from PyTorch's CPU index instead
+    assert ("is a CPU build here" in line or "CPU build already installed" in line
+            or "from PyTorch's CPU wheel index" in line), line
+
+
+def test_quickstart_falls_back_quickly_when_the_cpu_index_cannot_be_reached(quickstart_venv):
+    line = quickstart_torch(quickstart_venv, LMGUIDE_CPU_TORCH="index",
+                            LMGUIDE_TORCH_INDEX="http://127.0.0.1:9/simple")  # nothing listens on port 9
+    assert "cannot be reached; falling back to pip's default" in line

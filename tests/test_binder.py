@@ -126,7 +126,8 @@ def test_postbuild_runs_in_a_fresh_venv_from_an_empty_model_cache(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", HOME=str(home), REPO_DIR=str(tmp_path / "repo"),
                LMGUIDE_CACHE=str(cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+               PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0",  # "0" turns isolation off (pip quirk)
+               PIP_DISABLE_PIP_VERSION_CHECK="1")
     work = tmp_path / "repo"
     shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(
         ".git", ".venv", "*.egg-info", "__pycache__", "test-artifacts", "runs", "build"))

@@ -6,6 +6,7 @@ passes the exercise's own check); notebook 00 is released and autograded for rea
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from lmguide import course, exercises
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 NB00 = "00_start_here"
+NBGRADER_TIMEOUT_S = 3600  # a hang guard: notebook 00 runs in about a minute on a quiet 2-core machine
 REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 
 
@@ -52,7 +54,7 @@ def nbgrader_env():
 def nbgrader(course_dir, *args):
     pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -e '.[test]')")
     out = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=nbgrader_env(),
-                         capture_output=True, text=True, timeout=900)
+                         capture_output=True, text=True, timeout=NBGRADER_TIMEOUT_S)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     return out
 
@@ -123,8 +125,9 @@ def test_init_refuses_to_overwrite_without_force(course_dir, capsys):
 
 @pytest.fixture(scope="module")
 def graded(course_dir):
-    """Release notebook 00, then autograde three submissions in one nbgrader run: the student
-    version handed in blank, the teacher's version (solutions in), and one wrong answer."""
+    """Release notebook 00, then autograde three submissions: the student version handed in
+    blank, the teacher's version (solutions in), and one wrong answer. Each is graded by its own
+    `nbgrader autograde` in its own copy of the course folder, all three at once."""
     nbgrader(course_dir, "generate_assignment", NB00, "--force")
     nb = assignment(course_dir, NB00)
     release = course_dir / "release" / NB00 / f"{NB00}.ipynb"
@@ -132,11 +135,19 @@ def graded(course_dir):
     wrong = tests[-1]
     submissions = {"blank": json.loads(release.read_text()), "full": nb,
                    "onewrong": _with_wrong_answer(nb, wrong["grade_id"])}
+    runs = {}
     for student, notebook in submissions.items():
-        folder = course_dir / "submitted" / student / NB00
+        copy = course_dir / "grading" / student
+        shutil.copytree(course_dir, copy, ignore=shutil.ignore_patterns("grading"))
+        folder = copy / "submitted" / student / NB00
         folder.mkdir(parents=True)
         (folder / f"{NB00}.ipynb").write_text(json.dumps(notebook))
-    nbgrader(course_dir, "autograde", NB00)
+        runs[student] = subprocess.Popen([sys.executable, "-m", "nbgrader", "autograde", NB00], cwd=copy,
+                                         env=nbgrader_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True)
+    for student, run in runs.items():
+        log, _ = run.communicate(timeout=NBGRADER_TIMEOUT_S)
+        assert run.returncode == 0, f"autograde of {student!r} failed:\n{log[-3000:]}"
     return tests, wrong
 
 
@@ -153,7 +164,7 @@ def test_the_student_release_runs_offline_with_only_the_checks_failing(course_di
     release = (course_dir / "release" / NB00 / f"{NB00}.ipynb").read_text()
     assert "BEGIN SOLUTION" not in release and course.CODE_STUB in release
     # what autograde executed for the blank hand-in: the student version, top to bottom
-    ran = json.loads((course_dir / "autograded" / "blank" / NB00 / f"{NB00}.ipynb").read_text())
+    ran = json.loads((course_dir / "grading" / "blank" / "autograded" / "blank" / NB00 / f"{NB00}.ipynb").read_text())
     failed = []
     for cell in ran["cells"]:
         if cell["cell_type"] != "code":
@@ -175,15 +186,19 @@ def test_autograde_gives_full_marks_and_one_wrong_answer_loses_its_points(course
 
     tests, wrong = graded
     total = sum(m["points"] for m in tests)
-    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
-        full = gb.find_submission(NB00, "full")
-        onewrong = gb.find_submission(NB00, "onewrong")
-        assert gb.find_submission(NB00, "blank").score == 0
-        assert full.max_score == total
-        assert full.score == total
-        assert onewrong.score == total - wrong["points"]
-        lost = gb.find_grade(wrong["grade_id"], NB00, NB00, "onewrong")
-        assert lost.score == 0
+
+    def submission(student):
+        with Gradebook(f"sqlite:///{course_dir / 'grading' / student / 'gradebook.db'}") as gb:
+            sub = gb.find_submission(NB00, student)
+            grades = {g.name: g.score for nb in sub.notebooks for g in nb.grades}
+            return sub.score, sub.max_score, grades
+
+    score, max_score, grades = submission("full")
+    assert max_score == total and score == total
+    assert submission("blank")[0] == 0
+    score, _, grades = submission("onewrong")
+    assert score == total - wrong["points"]
+    assert grades[wrong["grade_id"]] == 0 and all(grades[m["grade_id"]] == m["points"] for m in tests if m is not wrong)
 
 
 def test_html_export_writes_every_notebook_and_an_index(tmp_path):

@@ -2,6 +2,23 @@
 
 Notebooks do ``import lmguide as lg`` and then ``lg.setup()``. Importing changes no
 global state; ``setup()`` does (seeds, threads, quiet loading bars) and says so.
+``lg.load(name_or_folder)`` is the one loader for every model in the zoo.
+
+Where each notebook's code lives (lessons are flat modules named by topic):
+
+    notebook                       lesson modules                      exercises
+    00_start_here                  zoo (plumbing), sampling, eval,     exercise_bank/nb00.py
+                                   embeddings
+    01_transformer_architecture    tokenizers (BPE, train_bpe),        exercise_bank/nb01.py
+                                   attention, params
+    02_llm_generation              sampling, eval (bits per byte),     exercise_bank/nb02.py
+                                   bench (timing)
+    03_slm_embeddings_and_qa       embeddings, search, qa (spans,      exercise_bank/nb03.py
+                                   metrics, labels), qa_pipeline
+
+Plumbing: zoo (models, variants, the loader), data (Austen corpus), qa_data (QA files),
+bench (timing), plots, widgets, exercises, cli. Recipes that made the shipped models:
+``lmguide/recipes/`` (``python -m lmguide.recipes.NAME``; see its docstring).
 """
 from __future__ import annotations
 
@@ -12,8 +29,8 @@ from lmguide.zoo import load  # noqa: E402
 
 # The other modules import torch or transformers, so they load on first use: ``lg.qa``,
 # ``lg.eval`` ... work after ``import lmguide as lg`` without importing everything up front.
-_LAZY = {"attention", "bench", "course", "embeddings", "eval", "finetune_qa", "params", "plots", "qa",
-         "qa_pipeline", "sampling", "search", "tokenizers", "train", "widgets"}
+_LAZY = {"attention", "bench", "course", "embeddings", "eval", "params", "plots", "qa", "qa_data",
+         "qa_pipeline", "recipes", "sampling", "search", "tokenizers", "widgets"}
 
 
 def __getattr__(name: str):

@@ -153,23 +153,6 @@ def _same(a, b) -> bool:
     return a.shape == b.shape and bool(torch.equal(a, b))
 
 
-def format_rows(rows: list[dict], digits: int = 3) -> str:
-    """A list of dicts as an aligned plain-text table; floats rounded to ``digits`` significant digits."""
-    if not rows:
-        return "(no rows)"
-
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:.{digits}g}" if abs(v) < 10 ** digits else f"{v:,.0f}"
-        return str(v)
-
-    cols = list(rows[0])
-    text = [[cell(r[c]) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(t[i]) for t in text)) for i, c in enumerate(cols)]
-    line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths)).rstrip()
-    return "\n".join([line(cols), line(["-" * w for w in widths])] + [line(t) for t in text])
-
-
 @contextlib.contextmanager
 def capture_warnings():
     """Collect the warnings raised inside the block (Python ``warnings`` and transformers' logger).

@@ -3,7 +3,7 @@
     lmguide models prepare      # one-time work: convert, verify (idempotent)
     lmguide models list         # the zoo table
     lmguide doctor              # versions, threads, network, cache; what to fix
-    lmguide train --preset large --out DIR
+    lmguide train --preset large --out DIR      # = python -m lmguide.recipes.austen_gpt
     lmguide course init DIR     # nbgrader course folder; `lmguide course html OUT`: HTML pages
 """
 from __future__ import annotations
@@ -20,14 +20,8 @@ def _prepare(args) -> int:
     failed = 0
     for name in zoo.names():
         try:
-            if name == "smollm2-135m":
-                already = zoo._converted_dir().joinpath("lmguide-manifest.json").is_file()
-                folder = zoo.path(name, prepare=False) if already and not args.force else None
-                if folder is None:
-                    print(f"{name}: converting the GGUF to safetensors (once, ~30 s)...", flush=True)
-                    folder = zoo._convert_smollm2(force=True)
-            else:
-                folder = zoo.path(name)
+            folder = zoo.prepare(name, force=args.force and zoo.ENTRIES[name].origin == "made",
+                                 log=lambda message: print(message, flush=True))
             print(f"{name}: ok ({folder})")
         except zoo.ModelNotAvailable as exc:
             failed += 1
@@ -38,7 +32,11 @@ def _prepare(args) -> int:
 def _list(args) -> int:
     from lmguide import zoo
 
-    print(zoo.format_table())
+    table = zoo.table()
+    if args.csv:
+        print(table.to_csv(), end="")
+    else:
+        print(table.to_string())
     return 0
 
 
@@ -85,9 +83,9 @@ def _doctor(args) -> int:
 
 
 def _train(args) -> int:
-    from lmguide import train
+    from lmguide.recipes import austen_gpt
 
-    train.main(args.rest)
+    austen_gpt.main(args.rest)
     return 0
 
 
@@ -105,9 +103,11 @@ def main(argv=None) -> int:
     prep = msub.add_parser("prepare", help="one-time conversion and verification of every model")
     prep.add_argument("--force", action="store_true", help="redo conversions even if cached")
     prep.set_defaults(func=_prepare)
-    msub.add_parser("list", help="print the zoo table").set_defaults(func=_list)
+    lst = msub.add_parser("list", help="print the zoo table")
+    lst.add_argument("--csv", action="store_true", help="as CSV (every column)")
+    lst.set_defaults(func=_list)
     sub.add_parser("doctor", help="check versions, threads, network and models").set_defaults(func=_doctor)
-    tr = sub.add_parser("train", help="train an AustenGPT model (see python -m lmguide.train -h)")
+    tr = sub.add_parser("train", help="train an AustenGPT model (see python -m lmguide.recipes.austen_gpt -h)")
     tr.add_argument("rest", nargs=argparse.REMAINDER)
     tr.set_defaults(func=_train)
     co = sub.add_parser("course", help="nbgrader course folder (init DIR) or HTML pages (html OUT)")

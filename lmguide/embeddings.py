@@ -6,7 +6,7 @@ all-MiniLM-L6-v2 the shipped ``1_Pooling/config.json`` says "mean of the token
 vectors", with padding left out. Then the vectors are scaled to length 1, so that
 a dot product is a cosine similarity::
 
-    model, tokenizer = load_encoder()                 # the zoo's "minilm-l6" folder
+    model, tokenizer = lmguide.load("minilm-l6")      # the one loader
     vectors = embed(["Emma smiled.", "Emma laughed."], model, tokenizer)   # (2, 384)
     cosine_similarity_matrix(vectors, vectors)        # (2, 2), ones on the diagonal
 """
@@ -119,21 +119,3 @@ def embed(texts: list[str], model, tokenizer, batch_size: int = 32, normalize: b
         chunks.append(pool(hidden, batch["attention_mask"], pooling).float())
     vectors = torch.cat(chunks)                                         # (N, H)
     return l2_normalize(vectors) if normalize else vectors
-
-
-def load_encoder(model_dir: str | Path | None = None):
-    """Load an encoder and its tokenizer from a local folder (default: the zoo's "minilm-l6").
-
-    Returns ``(model, tokenizer)``; the model is float32 and in eval mode.
-    """
-    from transformers import AutoModel, AutoTokenizer
-
-    from lmguide import zoo
-
-    if model_dir is None:
-        model_dir = zoo.path("minilm-l6")
-    with zoo.progress_bars(False):  # the "Loading weights" bar would go to stderr
-        # dtype: transformers 5 defaults to "auto" (the checkpoint's dtype); ask for float32 on CPU
-        model = AutoModel.from_pretrained(model_dir, dtype=torch.float32, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    return model.eval(), tokenizer

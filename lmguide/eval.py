@@ -1,24 +1,47 @@
-"""Measuring text models fairly: bits per byte.
+"""Measuring text models fairly: bits per byte, the one definition lmguide uses everywhere.
 
 Perplexity depends on the tokenizer (a model with a bigger vocabulary sees fewer,
 harder tokens), so models with different vocabularies cannot be compared by it.
 Bits per byte divides the total information the model needs to encode a text by
 the text's size in UTF-8 bytes, which no tokenizer can change.
+
+The rule (training's validation figure, the model cards, ``scripts/measure_bpb.py`` and
+every notebook use it): the raw text, preceded by the BOS (or EOS) token; windows of
+``min(context, 1024)`` tokens that overlap by half, each scoring only its new tokens.
+``split_bits_per_byte`` applies it to a whole held-out Austen split and caches the figure.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import time
 
 import torch
 
+DEFAULT_WINDOW = 1024  # longer windows change SmolLM2's figure by little and cost much more
 
-def context_length(model) -> int:
-    """The longest input the model takes, in tokens."""
+
+def context_length(model) -> int | None:
+    """The longest input the model takes, in tokens, or None when its config does not say."""
     config = model.config
     for attr in ("n_positions", "max_position_embeddings"):
         if getattr(config, attr, None):
             return int(getattr(config, attr))
-    raise ValueError(f"cannot tell the context length of a {type(model).__name__}")
+    return None
+
+
+def window_rule(model, window: int | None = None, stride: int | None = None) -> tuple[int, int]:
+    """``(window, stride)`` for ``model``: at most its context, ``DEFAULT_WINDOW`` unless given, stride half."""
+    n_ctx = context_length(model)
+    if n_ctx is None:
+        raise ValueError(f"cannot tell the context length of a {type(model).__name__}; pass window=... "
+                         f"(tokens per forward pass)")
+    window = min(window or DEFAULT_WINDOW, n_ctx)
+    stride = stride or max(1, window // 2)
+    if not 0 < stride <= window:
+        raise ValueError(f"stride must be in 1..window ({window}) (got {stride})")
+    return window, stride
 
 
 @torch.no_grad()
@@ -26,16 +49,14 @@ def total_nats(model, tokenizer, text: str, window: int | None = None, stride: i
     """Summed next-token loss (nats) over every token of ``text``, and the number of tokens scored.
 
     A long text is read through overlapping windows: each window re-reads the last
-    ``window - stride`` tokens as context and scores only the ``stride`` new ones, so
-    every token is scored exactly once with at least that much context.
+    ``window - stride`` tokens as context and scores only the ``stride`` new ones, so every
+    token is scored exactly once, and every token after the first window with at least
+    ``window - stride`` tokens of context (those in the first window see fewer).
     The text is preceded by the BOS (or EOS) token, so its first token is scored too.
     """
     if not isinstance(text, str) or not text:
         raise ValueError("text must be a non-empty string")
-    window = min(window or context_length(model), context_length(model))
-    stride = stride or max(1, window // 2)
-    if not 0 < stride <= window:
-        raise ValueError(f"stride must be in 1..window ({window}) (got {stride})")
+    window, stride = window_rule(model, window, stride)
     ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     ids = torch.tensor(([start] if start is not None else []) + list(ids))
@@ -68,3 +89,37 @@ def perplexity(model, tokenizer, text: str, window: int | None = None, stride: i
     """exp(mean next-token loss): per *token*, so only comparable between models sharing a tokenizer."""
     nats, n = total_nats(model, tokenizer, text, window, stride)
     return math.exp(nats / n)
+
+
+def split_bits_per_byte(model, tokenizer, split: str = "test", key: str | None = None,
+                        window: int | None = None, stride: int | None = None) -> dict:
+    """Bits per byte on a whole held-out Austen split, with how it was measured.
+
+    Returns ``{"bits_per_byte", "split", "bytes", "window", "stride", "seconds", "cached"}``.
+    With a ``key`` (a zoo name, which is extended with its files' fingerprint, or any string
+    that identifies the weights), the figure is cached in the user cache and read back next
+    time: SmolLM2 takes minutes on the whole test split, AustenGPT seconds.
+    """
+    from lmguide import data, zoo
+
+    text = data.austen(split)
+    window, stride = window_rule(model, window, stride)
+    cache_file = None
+    if key is not None:
+        if key in zoo.ENTRIES:
+            key = f"{key}-{zoo.fingerprint(key)}"
+        rule = hashlib.sha256(f"{key}|{window}|{stride}|{text}".encode()).hexdigest()[:16]
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+        cache_file = zoo.cache_dir() / "bpb" / f"{safe}-{split}-{rule}.json"
+        if cache_file.is_file():
+            return {**json.loads(cache_file.read_text()), "cached": True}
+    began = time.perf_counter()
+    value = bits_per_byte(model, tokenizer, text, window=window, stride=stride)
+    result = {"bits_per_byte": value, "split": split, "bytes": len(text.encode("utf-8")), "window": window,
+              "stride": stride, "seconds": round(time.perf_counter() - began, 1)}
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".partial")
+        tmp.write_text(json.dumps(result))
+        tmp.replace(cache_file)  # atomic: a half-written figure is never read
+    return {**result, "cached": False}

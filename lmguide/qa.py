@@ -16,6 +16,10 @@ null score (a question is unanswerable only if every window says so) and answer 
 when ``null_score > score + null_margin``. ``null_margin=math.inf`` never abstains
 (use it for SQuAD v1.1, where every question has an answer).
 
+The question files (building, checking and loading the SQuAD-format data) are plumbing and
+live in ``lmguide.qa_data``. SQuAD (the Stanford Question Answering Dataset) is the standard
+extractive QA benchmark; "SQuAD format" is its JSON layout, which our data follows.
+
 Metrics follow the official SQuAD v1.1 script (lowercase, drop punctuation and the
 articles a/an/the, collapse spaces; F1 over word bags; best over gold answers), except
 that two answers that normalise to nothing count as equal (F1 1, as in SQuAD v2), so
@@ -24,14 +28,13 @@ that an exact match always has F1 1.
 from __future__ import annotations
 
 import collections
-import json
 import math
 import re
 import string
-from importlib import resources
-from pathlib import Path
 
 import torch
+
+from lmguide.qa_data import iter_questions
 
 # ---------------------------------------------------------------------------- metrics
 
@@ -62,16 +65,6 @@ def f1_score(prediction: str, truth: str) -> float:
         return 0.0
     precision, recall = overlap / len(pred_words), overlap / len(true_words)
     return 2 * precision * recall / (precision + recall)
-
-
-def iter_questions(dataset: dict):
-    """Yield one dict per question of a SQuAD dict: id, title, question, context, answers, answer_starts."""
-    for article in dataset["data"]:
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                yield {"id": qa["id"], "title": article.get("title", ""), "question": qa["question"],
-                       "context": paragraph["context"], "answers": [a["text"] for a in qa["answers"]],
-                       "answer_starts": [a["answer_start"] for a in qa["answers"]]}
 
 
 def squad_evaluate(predictions: dict[str, str], dataset: dict) -> dict:
@@ -198,106 +191,35 @@ def answer_question(question: str, context: str, model, tokenizer, max_length: i
                        max_answer_len=max_answer_len, null_margin=null_margin, top_n=top_n)[0]
 
 
-# ------------------------------------------------------------------------------- data
+# ------------------------------------------------------------------ training labels
 
 
-def _positions(text: str, part: str) -> list[int]:
-    """Every index where ``part`` starts in ``text`` (overlaps included)."""
-    found, i = [], text.find(part)
-    while i != -1:
-        found.append(i)
-        i = text.find(part, i + 1)
-    return found
+def prepare_train_features(dataset: dict, tokenizer, max_length: int = 384, stride: int = 128) -> dict:
+    """Tokenize every question with its context into windows; label the answer's token span.
 
-
-def build_squad(records: list[dict]) -> dict:
-    """Turn hand-written records into a SQuAD v1.1 dict (one article per ``source``).
-
-    A record is ``{"id", "source", "context", "qas": [{"question", "answer", "occurrence"?}]}``;
-    ``answer`` must be copied exactly from the context and ``occurrence`` (from 0) says which
-    copy is meant. Question ids are ``"{record id}-{question index}"``.
+    Returns tensors ``input_ids``, ``token_type_ids``, ``attention_mask`` (W, max_length) and
+    ``start_positions``, ``end_positions`` (W,), plus ``question_index`` (W,): which question
+    each window came from. A window that does not hold the whole answer (or a question with
+    no answer) is labelled (0, 0), the [CLS] token, which the no-answer rule in ``lmguide.qa`` reads.
     """
-    articles: dict[str, list[dict]] = {}
-    seen: set[str] = set()
-    for n, record in enumerate(records):
-        label = f"record {record.get('id', f'#{n}')!r}"
-        for key in ("id", "source", "context", "qas"):
-            if key not in record:
-                raise ValueError(f"{label} has no {key!r} field; every record needs id, source, context and qas")
-        if record["id"] in seen:
-            raise ValueError(f"{label} appears twice; give every record its own id")
-        seen.add(record["id"])
-        context = record["context"]
-        if not isinstance(context, str) or not context.strip():
-            raise ValueError(f"{label} has an empty context; paste the passage into 'context'")
-        if not record["qas"]:
-            raise ValueError(f"{label} has no questions; add at least one to 'qas' or drop the record")
-        qas = []
-        for q, item in enumerate(record["qas"]):
-            where = f"{label} question {q}"
-            question, answer = item.get("question", ""), item.get("answer", "")
-            occurrence = item.get("occurrence", 0)
-            if not isinstance(question, str) or not question.strip():
-                raise ValueError(f"{where} has an empty question; write the question in 'question'")
-            if not isinstance(answer, str) or not answer or answer != answer.strip():
-                raise ValueError(f"{where}: answer {answer!r} is empty or has spaces at its ends; "
-                                 f"copy the answer text exactly, without surrounding spaces")
-            starts = _positions(context, answer)
-            if not starts:
-                raise ValueError(f"{where}: answer {answer!r} is not in its context; copy it exactly "
-                                 f"from the context (same spelling, case and punctuation)")
-            if not isinstance(occurrence, int) or not 0 <= occurrence < len(starts):
-                raise ValueError(f"{where}: occurrence={occurrence!r} but {answer!r} occurs {len(starts)} "
-                                 f"time(s) in the context; use 0 to {len(starts) - 1} (counted from 0)")
-            qas.append({"id": f"{record['id']}-{q}", "question": question,
-                        "answers": [{"text": answer, "answer_start": starts[occurrence]}]})
-        articles.setdefault(record["source"], []).append({"context": context, "qas": qas})
-    return {"version": "1.1", "data": [{"title": title, "paragraphs": paragraphs}
-                                       for title, paragraphs in articles.items()]}
-
-
-def check_squad(dataset: dict) -> dict:
-    """Raise a ValueError naming the first question whose answer is not at its answer_start."""
-    if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
-        raise ValueError("a SQuAD dataset is a dict with a 'data' list; build one with build_squad(records)")
-    ids = set()
-    for q in iter_questions(dataset):
-        if q["id"] in ids:
-            raise ValueError(f"question id {q['id']!r} appears twice; ids must be unique")
-        ids.add(q["id"])
-        for text, start in zip(q["answers"], q["answer_starts"]):
-            if q["context"][start:start + len(text)] != text:
-                raise ValueError(f"question {q['id']!r}: answer {text!r} is not at answer_start={start}; "
-                                 f"rebuild the file with scripts/build_qa_data.py")
-    return dataset
-
-
-def load_squad(path: str | Path) -> dict:
-    """Read and check a SQuAD v1.1 JSON file."""
-    return check_squad(json.loads(Path(path).read_text(encoding="utf-8")))
-
-
-def load_split(split: str) -> dict:
-    """The shipped QA data: ``"train"`` or ``"dev"`` (built by scripts/build_qa_data.py)."""
-    if split not in ("train", "dev"):
-        raise ValueError(f"unknown QA split {split!r}; use 'train' or 'dev'")
-    raw = resources.files("lmguide.assets").joinpath("qa", f"{split}.json").read_text(encoding="utf-8")
-    return check_squad(json.loads(raw))
-
-
-def load_qa_model(model_dir: str | Path | None = None):
-    """Load a QA model and its tokenizer from a local folder (default: the zoo's "minilm-qa").
-
-    Returns ``(model, tokenizer)``, the model in float32 (the file may be float16) and eval mode.
-    """
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-    from lmguide import zoo
-
-    if model_dir is None:
-        model_dir = zoo.path("minilm-qa")
-    with zoo.progress_bars(False):  # the "Loading weights" bar would go to stderr
-        # dtype: transformers 5 loads in the file's dtype by default ("auto"); compute in float32 on CPU
-        model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch.float32,
-                                                              local_files_only=True)
-    return model.eval(), AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    questions = list(iter_questions(dataset))
+    enc = tokenizer([q["question"] for q in questions], [q["context"] for q in questions],
+                    truncation="only_second", max_length=max_length, stride=stride,
+                    return_overflowing_tokens=True, return_offsets_mapping=True,
+                    padding="max_length", return_tensors="pt")
+    question_index = enc.pop("overflow_to_sample_mapping")  # (W,)
+    offsets = enc.pop("offset_mapping").tolist()            # (W, T, 2) characters of each token
+    starts, ends = [], []
+    for w, q in enumerate(question_index.tolist()):
+        context_tokens = [i for i, sid in enumerate(enc.sequence_ids(w)) if sid == 1]
+        first, last = context_tokens[0], context_tokens[-1]
+        a_start = questions[q]["answer_starts"][0] if questions[q]["answers"] else -1
+        a_end = a_start + len(questions[q]["answers"][0]) if questions[q]["answers"] else -1
+        if a_start < 0 or offsets[w][first][0] > a_start or offsets[w][last][1] < a_end:
+            starts.append(0)  # answer not wholly in this window: point at [CLS]
+            ends.append(0)
+        else:
+            starts.append(max(i for i in context_tokens if offsets[w][i][0] <= a_start))
+            ends.append(min(i for i in context_tokens if offsets[w][i][1] >= a_end))
+    return {**enc, "start_positions": torch.tensor(starts), "end_positions": torch.tensor(ends),
+            "question_index": question_index}

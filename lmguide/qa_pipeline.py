@@ -6,9 +6,10 @@ question-answering``), so tutorials written for transformers 4 stop at their fir
 ``ExtractiveQAPipeline``; after it, the familiar call works on any local extractive QA model:
 
     from transformers import pipeline
-    import lmguide.qa_pipeline
+    import lmguide, lmguide.qa_pipeline
     lmguide.qa_pipeline.register()
-    reader = pipeline("question-answering", model=lmguide.zoo.path("minilm-qa"))
+    model, tokenizer = lmguide.load("minilm-qa")      # float32: the file is float16, slow on a CPU
+    reader = pipeline("question-answering", model=model, tokenizer=tokenizer)
     reader(question="Who blushed?", context="... Elizabeth blushed ...")
     # {'score': 0.93, 'start': 171, 'end': 180, 'answer': 'Elizabeth'}
 
@@ -52,13 +53,6 @@ class ExtractiveQAPipeline(Pipeline):
     _load_image_processor = False
     _load_feature_extractor = False
     _load_tokenizer = True
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.device.type == "cpu" and self.model.dtype in (torch.float16, torch.bfloat16):
-            # a half-precision file (minilm-qa ships float16 to halve its size) is loaded in
-            # that dtype by default; on a CPU, half-precision matmuls are slow and less precise
-            self.model = self.model.float()
 
     def __call__(self, *args, **kwargs):
         if "question" in kwargs or "context" in kwargs:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lmguide.eval import context_length as eval_context_length
+from lmguide.eval import context_length  # noqa: F401  (None when the config does not say)
 
 
 # --- input checks: one sentence each, naming the bad value and the fix ------------------------
@@ -30,18 +30,6 @@ def _check_top_k(k):
 def _check_top_p(p):
     if p is not None and not 0 < p <= 1:
         raise ValueError(f"top_p must be in (0, 1] (got {p}); use top_p=None to keep every token")
-
-
-def context_length(model) -> int | None:
-    """How many positions the model can see, or None when its config does not say.
-
-    ``lmguide.eval.context_length`` reads the config (and raises when it cannot: a score
-    needs a window); generation only checks the limit when there is one.
-    """
-    try:
-        return eval_context_length(model)
-    except ValueError:
-        return None
 
 
 def _check_generation_inputs(model, input_ids, max_new_tokens):

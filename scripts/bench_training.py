@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from lmguide.train import PRESETS, build_model
+from lmguide.recipes.austen_gpt import PRESETS, build_model
 
 
 def tokens_per_second(cfg, bf16: bool, attn_dropout: float, steps: int) -> float:

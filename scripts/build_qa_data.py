@@ -3,7 +3,7 @@
 Usage:  python scripts/build_qa_data.py
 
 Reads ``data/qa_source/train_*.json`` (in name order) and ``data/qa_source/dev.json``,
-checks every answer against its context (``lmguide.qa.build_squad``), checks that no
+checks every answer against its context (``lmguide.qa_data.build_squad``), checks that no
 dev passage is in the training data (equal, or one inside the other), and writes
 ``lmguide/assets/qa/train.json`` and ``dev.json``. The output depends only on the
 sources, so the printed sha256 sums change only when the sources do.
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from lmguide.qa import build_squad, check_squad, iter_questions
+from lmguide.qa_data import build_squad, check_squad, iter_questions
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "data" / "qa_source"

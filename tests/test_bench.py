@@ -112,14 +112,6 @@ def test_kv_cache_benchmark_with_fake_clock_reports_speedup(model):
                    "same tokens": True}
 
 
-def test_format_rows_aligns_and_rounds():
-    text = bench.format_rows([{"model": "a", "tokens/s": 123.456}, {"model": "bbb", "tokens/s": 7.0}])
-    lines = text.splitlines()
-    assert lines[0].split() == ["model", "tokens/s"] and set(lines[1]) <= {"-", " "}
-    assert "123" in lines[2] and "7" in lines[3] and len({len(line) for line in lines}) == 1
-    assert bench.format_rows([]) == "(no rows)"
-
-
 def test_capture_warnings_records_instead_of_printing(capsys):
     from transformers.utils import logging as hf_logging
 
@@ -132,23 +124,3 @@ def test_capture_warnings_records_instead_of_printing(capsys):
     out = capsys.readouterr()
     assert out.err == "" and out.out == ""
     assert hf_logging.get_verbosity() == logging.ERROR  # restored
-
-
-def test_plots_of_generation_have_titles_and_labelled_axes():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from lmguide import plots
-
-    rows = [{"new tokens": n, "with cache s": 0.01 * n, "without cache s": 0.0005 * n * n} for n in (10, 20)]
-    fig = plots.kv_cache_times(rows, title="kv")
-    ax = fig.axes[0]
-    assert ax.get_title() == "kv" and "s" in ax.get_ylabel() and "tokens" in ax.get_xlabel()
-    assert len(ax.lines) == 2
-    fig = plots.top_tokens_bar([" the", "\n", "é"], [0.5, 0.3, 0.1], title="next")
-    ax = fig.axes[0]
-    assert ax.get_title() == "next" and ax.get_xlabel().startswith("probability")
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["' the'", "'\\n'", "'\\xe9'"]  # ascii(): visible, no missing glyphs
-    plt.close("all")

@@ -6,12 +6,15 @@ def test_models_list_prints_every_model(capsys):
     out = capsys.readouterr().out
     assert all(name in out for name in zoo.names())
     assert "MiB" in out and "PyPI" in out
+    assert cli.main(["models", "list", "--csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("name,kind,parent") and len(lines) == 1 + len(zoo.names())
 
 
 def test_models_prepare_is_idempotent(capsys):
     assert cli.main(["models", "prepare"]) == 0
     out = capsys.readouterr().out
-    assert "converting" not in out  # already prepared: nothing redone
+    assert "making" not in out  # already prepared: nothing redone
     assert out.count(": ok") == len(zoo.names())
 
 

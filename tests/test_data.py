@@ -90,3 +90,15 @@ def test_r_reader_reads_a_character_vector():
 def test_r_reader_rejects_other_formats_clearly():
     with pytest.raises(ValueError, match="not an XDR-serialized R object"):
         unserialize(b"RDX3\n....")
+
+
+def test_a_damaged_corpus_file_is_one_sentence_naming_the_fix(monkeypatch):
+    from lmguide import data
+
+    data._corpus.cache_clear()
+    monkeypatch.setattr(data, "CORPUS_SHA256", "0" * 64)
+    try:
+        with pytest.raises(RuntimeError, match="damaged .* reinstall lmguide or rebuild it with scripts/build_corpus.py"):
+            data.austen("test")
+    finally:
+        data._corpus.cache_clear()

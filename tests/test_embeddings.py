@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmguide import zoo
-from lmguide.embeddings import (cls_pool, cosine_similarity_matrix, embed, l2_normalize, load_encoder,
+from lmguide.embeddings import (cls_pool, cosine_similarity_matrix, embed, l2_normalize,
                                 max_pool, mean_pool, pool, read_pooling_config)
 
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def minilm():
     folder = zoo.path("minilm-l6")
-    model, tokenizer = load_encoder(folder)
+    model, tokenizer = zoo.load(folder)
     return folder, model, tokenizer
 
 

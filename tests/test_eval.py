@@ -75,3 +75,20 @@ def test_bad_input_gets_a_sentence():
         bits_per_byte(Uniform(len(tok)), tok, "")
     with pytest.raises(ValueError, match="stride must be in 1..window"):
         bits_per_byte(Uniform(len(tok)), tok, "abc", window=8, stride=9)
+
+
+def test_split_bits_per_byte_reads_the_whole_split_once_then_from_the_cache(tmp_path, monkeypatch):
+    from lmguide import data, zoo
+    from lmguide.eval import split_bits_per_byte
+
+    monkeypatch.setenv("LMGUIDE_CACHE", str(tmp_path))
+    model, tok = zoo.load("austen-gpt-small")
+    first = split_bits_per_byte(model, tok, "test", key="austen-gpt-small")
+    assert not first["cached"] and first["bytes"] == len(data.austen("test").encode("utf-8"))
+    assert (first["window"], first["stride"]) == (256, 128)  # the model's whole context, overlapping by half
+    again = split_bits_per_byte(model, tok, "test", key="austen-gpt-small")
+    assert again["cached"] and again["bits_per_byte"] == first["bits_per_byte"]
+    assert len(list((tmp_path / "bpb").glob("austen-gpt-small-*-test-*.json"))) == 1
+    # another window rule is another figure, not the cached one
+    other = split_bits_per_byte(model, tok, "test", key="austen-gpt-small", window=64)
+    assert not other["cached"] and other["bits_per_byte"] > first["bits_per_byte"]

@@ -138,3 +138,18 @@ def test_count_by_part_matches_the_gpt2_formula_and_covers_every_parameter():
     assert count_by_part(bert)["other"] == d * d + d  # the pooler
     fig = plots.param_shares({"gpt": count_by_part(gpt), "bert": count_by_part(bert)})
     assert labelled(fig.axes[0])
+
+
+def test_plots_of_generation_have_titles_and_labelled_axes():
+    import matplotlib.pyplot as plt
+
+    rows = [{"new tokens": n, "with cache s": 0.01 * n, "without cache s": 0.0005 * n * n} for n in (10, 20)]
+    fig = plots.kv_cache_times(rows, title="kv")
+    ax = fig.axes[0]
+    assert ax.get_title() == "kv" and "s" in ax.get_ylabel() and "tokens" in ax.get_xlabel()
+    assert len(ax.lines) == 2
+    fig = plots.top_tokens_bar([" the", "\n", "é"], [0.5, 0.3, 0.1], title="next")
+    ax = fig.axes[0]
+    assert ax.get_title() == "next" and ax.get_xlabel().startswith("probability")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["' the'", "'\\n'", "'\\xe9'"]  # ascii(): visible, no missing glyphs
+    plt.close("all")

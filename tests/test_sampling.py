@@ -188,9 +188,9 @@ def test_one_beam_is_greedy(model):
 # --- generate_text -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tokenizer_and_model():
-    from lmguide.train import train_tokenizer
+    from lmguide.tokenizers import train_bpe
     text = "It is a truth universally acknowledged, that a single man in possession of a good fortune " * 20
-    tok = train_tokenizer(text, vocab_size=300)
+    tok = train_bpe(text, vocab_size=300)
     torch.manual_seed(123)
     config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=len(tok),
                         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
@@ -287,7 +287,7 @@ def test_nb02_temperature_and_top_p_exercises(capsys):
     assert math.isclose(sum((0.5, 0.2, 0.15)), 0.85)
 
 
-def test_context_length_none_for_generation_but_an_error_for_scoring():
+def test_one_context_length_none_when_unknown_and_scoring_then_asks_for_a_window():
     from types import SimpleNamespace
 
     from lmguide import eval as lm_eval
@@ -296,8 +296,9 @@ def test_context_length_none_for_generation_but_an_error_for_scoring():
     gpt2_like = SimpleNamespace(config=SimpleNamespace(n_positions=256))
     llama_like = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=8192))
     unknown = SimpleNamespace(config=SimpleNamespace())
-    assert sampling.context_length(gpt2_like) == lm_eval.context_length(gpt2_like) == 256
-    assert sampling.context_length(llama_like) == lm_eval.context_length(llama_like) == 8192
-    assert sampling.context_length(unknown) is None
-    with pytest.raises(ValueError, match="context length"):
-        lm_eval.context_length(unknown)
+    assert sampling.context_length is lm_eval.context_length  # one function, not two
+    assert lm_eval.context_length(gpt2_like) == 256 and lm_eval.context_length(llama_like) == 8192
+    assert lm_eval.context_length(unknown) is None
+    assert lm_eval.window_rule(gpt2_like) == (256, 128) and lm_eval.window_rule(llama_like) == (1024, 512)
+    with pytest.raises(ValueError, match="context length .* pass window"):
+        lm_eval.window_rule(unknown)

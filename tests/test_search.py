@@ -177,9 +177,9 @@ def test_format_hits():
 
 def test_semantic_search_with_minilm_prefers_meaning():
     """The real encoder: a paraphrase with no shared content word finds its sentence."""
-    from lmguide.embeddings import load_encoder
+    from lmguide import zoo
 
-    model, tokenizer = load_encoder()
+    model, tokenizer = zoo.load("minilm-l6")
     index = search.SemanticIndex(TEXTS, model, tokenizer)
     query = "a man asked her to marry him but she said no"
     assert index.search(query, k=1)[0].index == 1

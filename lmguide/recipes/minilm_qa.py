@@ -1,6 +1,6 @@
-"""Fine-tune MiniLM for extractive QA on the lmguide QA set, then score it on the dev set.
+"""Recipe: minilm-qa, MiniLM fine-tuned for extractive QA on the lmguide QA set, then score it on the dev set.
 
-    python -m lmguide.finetune_qa --out lmguide/weights/minilm-qa
+    python -m lmguide.recipes.minilm_qa --out lmguide/weights/minilm-qa
 
 (the defaults are the recipe of the shipped model: 4 epochs, lr 1e-4, 10% unanswerable, 2 threads;
 about 18 minutes per epoch on 2 CPU cores).
@@ -23,84 +23,15 @@ import argparse
 import json
 import math
 import os
-import random
 import time
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from lmguide import qa, zoo
+from lmguide import qa, qa_data, zoo
+from lmguide.qa_data import DATA_DIR
 
-DATA_DIR = Path(__file__).resolve().parent / "assets" / "qa"
-
-
-def first_questions(dataset: dict, n: int | None) -> dict:
-    """A copy of a SQuAD dict keeping only its first ``n`` questions (all when ``n`` is None)."""
-    if n is None:
-        return dataset
-    kept, data = 0, []
-    for article in dataset["data"]:
-        paragraphs = []
-        for paragraph in article["paragraphs"]:
-            qas = paragraph["qas"][:max(0, n - kept)]
-            kept += len(qas)
-            if qas:
-                paragraphs.append({**paragraph, "qas": qas})
-        if paragraphs:
-            data.append({**article, "paragraphs": paragraphs})
-    return {**dataset, "data": data}
-
-
-def unanswerable(dataset: dict, fraction: float, seed: int = 1234) -> dict:
-    """Questions asked of the wrong passage, with no answer (as in SQuAD 2), to train the null score.
-
-    A ``fraction`` of the questions (picked with ``seed``) is paired with a passage from
-    another title that does not contain the answer text; its ``answers`` list is empty, so
-    ``prepare_train_features`` labels it [CLS]. Without these, [CLS] is never a target when
-    every passage fits in one window, and the no-answer rule in ``lmguide.qa`` has nothing to read.
-    """
-    rng = random.Random(seed)
-    questions = list(qa.iter_questions(dataset))
-    passages = list(dict.fromkeys((q["title"], q["context"]) for q in questions))  # unique, in order
-    paragraphs = []
-    for q in rng.sample(questions, round(fraction * len(questions))):
-        others = [c for title, c in passages if title != q["title"] and q["answers"][0] not in c]
-        if others:
-            paragraphs.append({"context": rng.choice(others), "qas": [
-                {"id": f"{q['id']}-unanswerable", "question": q["question"], "answers": []}]})
-    return {"version": "1.1-unanswerable", "data": [{"title": "unanswerable", "paragraphs": paragraphs}]}
-
-
-def prepare_train_features(dataset: dict, tokenizer, max_length: int = 384, stride: int = 128) -> dict:
-    """Tokenize every question with its context into windows; label the answer's token span.
-
-    Returns tensors ``input_ids``, ``token_type_ids``, ``attention_mask`` (W, max_length) and
-    ``start_positions``, ``end_positions`` (W,), plus ``question_index`` (W,): which question
-    each window came from. A window that does not hold the whole answer (or a question with
-    no answer) is labelled (0, 0), the [CLS] token, which the no-answer rule in ``lmguide.qa`` reads.
-    """
-    questions = list(qa.iter_questions(dataset))
-    enc = tokenizer([q["question"] for q in questions], [q["context"] for q in questions],
-                    truncation="only_second", max_length=max_length, stride=stride,
-                    return_overflowing_tokens=True, return_offsets_mapping=True,
-                    padding="max_length", return_tensors="pt")
-    question_index = enc.pop("overflow_to_sample_mapping")  # (W,)
-    offsets = enc.pop("offset_mapping").tolist()            # (W, T, 2) characters of each token
-    starts, ends = [], []
-    for w, q in enumerate(question_index.tolist()):
-        context_tokens = [i for i, sid in enumerate(enc.sequence_ids(w)) if sid == 1]
-        first, last = context_tokens[0], context_tokens[-1]
-        a_start = questions[q]["answer_starts"][0] if questions[q]["answers"] else -1
-        a_end = a_start + len(questions[q]["answers"][0]) if questions[q]["answers"] else -1
-        if a_start < 0 or offsets[w][first][0] > a_start or offsets[w][last][1] < a_end:
-            starts.append(0)  # answer not wholly in this window: point at [CLS]
-            ends.append(0)
-        else:
-            starts.append(max(i for i in context_tokens if offsets[w][i][0] <= a_start))
-            ends.append(min(i for i in context_tokens if offsets[w][i][1] >= a_end))
-    return {**enc, "start_positions": torch.tensor(starts), "end_positions": torch.tensor(ends),
-            "question_index": question_index}
 
 
 def new_qa_model(base_dir: str | Path, seed: int = 1234):
@@ -119,7 +50,7 @@ def new_qa_model(base_dir: str | Path, seed: int = 1234):
     return model
 
 
-def train(model, features: dict, epochs: int, batch_size: int = 8, lr: float = 5e-5,
+def fine_tune(model, features: dict, epochs: int, batch_size: int = 8, lr: float = 5e-5,
           warmup: float = 0.1, seed: int = 1234, progress: bool = True, after_epoch=None) -> list[float]:
     """Fine-tune ``model`` on ``features`` in place; returns the mean loss of each epoch.
 
@@ -166,7 +97,7 @@ def train(model, features: dict, epochs: int, batch_size: int = 8, lr: float = 5
 def answer_all(model, tokenizer, dataset: dict, max_length: int = 384, stride: int = 128) -> tuple[list, dict]:
     """Answer every question of ``dataset``, never abstaining: the result dicts of
     ``qa.answer_many`` and the predictions by question id (what ``qa.squad_evaluate`` reads)."""
-    questions = list(qa.iter_questions(dataset))
+    questions = list(qa_data.iter_questions(dataset))
     results = qa.answer_many([(q["question"], q["context"]) for q in questions], model, tokenizer,
                              max_length=max_length, stride=stride, null_margin=math.inf)
     return results, {q["id"]: r["answer"] for q, r in zip(questions, results)}
@@ -181,7 +112,7 @@ def evaluate(model, tokenizer, dataset: dict, max_length: int = 384, stride: int
 
     results, predictions = answer_all(model, tokenizer, dataset, max_length, stride)
     scores = qa.squad_evaluate(predictions, dataset)
-    wrong_passage, _ = answer_all(model, tokenizer, unanswerable(dataset, 0.5, seed), max_length, stride)
+    wrong_passage, _ = answer_all(model, tokenizer, qa_data.unanswerable(dataset, 0.5, seed), max_length, stride)
     return {**scores, "no_answer_when_answerable": abstained(results),
             "no_answer_when_unanswerable": abstained(wrong_passage), "unanswerable_count": len(wrong_passage)}
 
@@ -207,8 +138,8 @@ def model_card(info: dict) -> str:
   and to {dev['no_answer_when_unanswerable']:.0f}% of {dev['unanswerable_count']} dev questions asked of a passage without the answer
 - File: `model.safetensors`, float16, {info['model_bytes'] / 1e6:.1f} MB
 {epoch_table(info.get('dev_per_epoch', []))}
-Load with `lmguide.qa.load_qa_model(path)` (float32 on CPU). Decode with max_length {info['max_length']}
-and stride {info['stride']}, as in training. Made by `python -m lmguide.finetune_qa`; see `training.json`.
+Load with `lmguide.load("minilm-qa")` (float32 on CPU). Decode with max_length {info['max_length']}
+and stride {info['stride']}, as in training. Made by `python -m lmguide.recipes.minilm_qa`; see `training.json`.
 """
 
 
@@ -219,16 +150,6 @@ def epoch_table(curve: list[dict]) -> str:
     rows = "".join(f"| {c['epoch']} | {c['loss']:.3f} | {c['dev_exact_match']:.1f} | {c['dev_f1']:.1f} |\n" for c in curve)
     return ("\nAfter each epoch (float32 weights, before the float16 rounding of the shipped file):\n\n"
             "| epoch | mean training loss | dev exact match | dev F1 |\n|---|---|---|---|\n" + rows)
-
-
-def write_zoo_card(out: Path, parameters: int) -> None:
-    """``zoo.json``: what ``lmguide.zoo`` needs to list the model and check its files by sha256."""
-    files = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json")
-    card = {"name": out.name, "kind": "question-answering", "parameters": parameters,
-            "source": "lmguide (all-MiniLM-L6-v2 fine-tuned by python -m lmguide.finetune_qa)",
-            "licence": "Apache-2.0", "files": {f: zoo.sha256(out / f) for f in files},
-            "description": "MiniLM-L6 with a QA head: extractive answers as spans of a passage"}
-    (out / "zoo.json").write_text(json.dumps(card, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -260,13 +181,13 @@ def main(argv: list[str] | None = None) -> dict:
     base_is_zoo = args.base is None
     if args.base is None:
         args.base = Path(zoo.path("minilm-l6"))
-    train_set = first_questions(qa.load_squad(args.train), args.limit)
-    dev_set = first_questions(qa.load_squad(args.dev), args.dev_limit)
+    train_set = qa_data.first_questions(qa_data.load_squad(args.train), args.limit)
+    dev_set = qa_data.first_questions(qa_data.load_squad(args.dev), args.dev_limit)
     tokenizer = AutoTokenizer.from_pretrained(args.base, local_files_only=True)
-    negatives = unanswerable(train_set, args.unanswerable, args.seed)
-    n_questions = len(list(qa.iter_questions(train_set)))
-    n_negatives = len(list(qa.iter_questions(negatives)))
-    features = prepare_train_features({**train_set, "data": train_set["data"] + negatives["data"]},
+    negatives = qa_data.unanswerable(train_set, args.unanswerable, args.seed)
+    n_questions = len(list(qa_data.iter_questions(train_set)))
+    n_negatives = len(list(qa_data.iter_questions(negatives)))
+    features = qa.prepare_train_features({**train_set, "data": train_set["data"] + negatives["data"]},
                                       tokenizer, args.max_length, args.stride)
     n_windows = len(features["input_ids"])
     print(f"train: {n_questions} questions + {n_negatives} unanswerable -> {n_windows} windows "
@@ -285,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict:
         scoring_seconds += time.perf_counter() - tick
 
     began = time.perf_counter()
-    history = train(model, features, args.epochs, args.batch_size, args.lr, seed=args.seed,
+    history = fine_tune(model, features, args.epochs, args.batch_size, args.lr, seed=args.seed,
                     after_epoch=score_epoch if args.score_epochs else None)
     train_seconds = time.perf_counter() - began - scoring_seconds
 
@@ -293,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
     with zoo.progress_bars(False):  # no "Writing model shards" bar
         model.half().save_pretrained(args.out)  # float16 halves the file; we load it back as float32
     tokenizer.save_pretrained(args.out)
-    shipped, _ = qa.load_qa_model(args.out)  # score the weights as saved, rounding included
+    shipped, _ = zoo.load(args.out, kind="question-answering")  # score the weights as saved, rounding included
     dev = evaluate(shipped, tokenizer, dev_set, args.max_length, args.stride, args.seed)
     info = {
         # names, not machine paths: the card and report are committed with the weights
@@ -312,7 +233,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     (args.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     (args.out / "README.md").write_text(model_card(info))
-    write_zoo_card(args.out, sum(p.numel() for p in shipped.parameters()))
+    zoo.write_entry(args.out, name=args.out.name, kind="question-answering", licence="Apache-2.0",
+                    source="lmguide (all-MiniLM-L6-v2 fine-tuned by python -m lmguide.recipes.minilm_qa)",
+                    description="MiniLM-QA: minilm-l6 fine-tuned by lmguide for extractive question answering",
+                    parent="minilm-l6", recipe=f"python -m lmguide.recipes.minilm_qa --out lmguide/weights/{args.out.name}")
     print(f"dev: exact match {dev['exact_match']:.1f}, F1 {dev['f1']:.1f} on {dev['count']} questions; "
           f"{train_seconds:.0f} s training; saved to {args.out}")
     return info

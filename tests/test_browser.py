@@ -51,6 +51,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class KernelMemory:
+    """Samples the server's kernels' resident memory twice a second; reports the peak (no assert)."""
+
+    def __init__(self, server_pid):
+        import threading
+
+        self.peak_mb, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(server_pid,), daemon=True)
+        self._thread.start()
+
+    def _sample(self, server_pid):
+        try:
+            import psutil
+        except ImportError:
+            return
+        server = psutil.Process(server_pid)
+        while not self._stop.wait(0.5):
+            try:
+                for child in server.children(recursive=True):
+                    self.peak_mb = max(self.peak_mb, child.memory_info().rss / 2**20)
+            except psutil.Error:
+                pass
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 serving copies of the notebooks; yields (url, token)."""
@@ -84,7 +112,10 @@ def lab(tmp_path_factory):
                 if server.poll() is not None or time.monotonic() > deadline:
                     pytest.fail("JupyterLab did not start:\n" + (base / "lab.log").read_text()[-3000:])
                 time.sleep(0.5)
+        peak = KernelMemory(server.pid)
         yield url, token
+        peak.stop()
+        print(f"peak kernel RSS with JupyterLab running: {peak.peak_mb:.0f} MB (Binder budget: 1800 MB)")
     finally:
         server.terminate()
         try:

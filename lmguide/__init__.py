@@ -39,7 +39,7 @@ from lmguide.zoo import load  # noqa: E402
 
 # The other modules import torch or transformers, so they load on first use: ``lg.qa``,
 # ``lg.eval`` ... work after ``import lmguide as lg`` without importing everything up front.
-_LAZY = {"attention", "bench", "distill", "embeddings", "eval", "export", "finetune", "lora", "params",
+_LAZY = {"attention", "bench", "course", "distill", "embeddings", "eval", "export", "finetune", "lora", "params",
          "plots", "probes", "qa", "qa_data", "qa_pipeline", "quantize", "recipes", "router", "sampling",
          "search", "tokenizers", "widgets"}
 

@@ -5,6 +5,7 @@
     lmguide doctor              # versions, threads, network, cache; what to fix
     lmguide train --preset large --out DIR      # = python -m lmguide.recipes.austen_gpt
     lmguide bench --models ... --repeats N --threads N --csv OUT --json OUT
+    lmguide course init DIR     # nbgrader course folder; `lmguide course html OUT`: HTML pages
 """
 from __future__ import annotations
 
@@ -121,6 +122,12 @@ def _bench_argv(argv):
     return argv[1:] if argv[:1] == ["bench"] else None
 
 
+def _course(args) -> int:
+    from lmguide import course
+
+    return course.run(args)
+
+
 def main(argv=None) -> int:
     bench_argv = _bench_argv(argv)
     if bench_argv is not None:
@@ -147,6 +154,12 @@ def main(argv=None) -> int:
                         add_help=False)
     be.add_argument("rest", nargs=argparse.REMAINDER)
     be.set_defaults(func=_bench)
+    co = sub.add_parser("course", help="nbgrader course folder (init DIR) or HTML pages (html OUT)")
+    co.add_argument("action", choices=["init", "html"])
+    co.add_argument("dir", help="the course folder (init) or the output folder (html)")
+    co.add_argument("--notebooks", nargs="+", help="notebook files (default: every notebook in notebooks/)")
+    co.add_argument("--force", action="store_true", help="init: rebuild an existing course folder")
+    co.set_defaults(func=_course)
     args = parser.parse_args(argv)
     return args.func(args)
 

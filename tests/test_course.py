@@ -1,0 +1,217 @@
+"""nbgrader assignments made from the notebooks (lmguide.course) and the HTML export.
+
+Every notebook is checked structurally (each exercise is a graded pair whose reference answer
+passes the exercise's own check); notebook 00 is released and autograded for real.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lmguide
+from lmguide import course, exercises
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NB00 = "00_start_here"
+NBGRADER_TIMEOUT_S = 3600  # a hang guard: notebook 00 runs in about a minute on a quiet 2-core machine
+REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+def nbgrader_cells(nb):
+    return [(c, c["metadata"]["nbgrader"]) for c in nb["cells"] if "nbgrader" in c.get("metadata", {})]
+
+
+@pytest.fixture(scope="module")
+def course_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("course")
+    rows = course.init_course(folder, NOTEBOOKS)
+    assert [r["assignment"] for r in rows] == [p.stem for p in NOTEBOOKS]
+    return folder
+
+
+def assignment(course_dir, stem):
+    return json.loads((course_dir / "source" / stem / f"{stem}.ipynb").read_text())
+
+
+def nbgrader_env():
+    env = dict(os.environ)
+    # nbgrader runs `alembic` and kernels from the environment's bin folder
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def nbgrader(course_dir, *args):
+    pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install -e '.[test]')")
+    out = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_dir, env=nbgrader_env(),
+                         capture_output=True, text=True, timeout=NBGRADER_TIMEOUT_S)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_cell_becomes_a_graded_pair(course_dir, path):
+    original = json.loads(path.read_text())
+    keys = re.findall(r'exercises\.get\("([^"]+)"\)', "".join(source(c) for c in original["cells"]
+                                                             if c["cell_type"] == "code"))
+    assert keys, f"{path.name} has no exercises"
+    nb = assignment(course_dir, path.stem)
+    cells = nbgrader_cells(nb)
+    tests = [(c, m) for c, m in cells if m["grade"]]
+    answers = [(c, m) for c, m in cells if m["solution"]]
+    assert [m["grade_id"] for _, m in tests] == [k.replace(".", "-") for k in keys]
+    assert len({m["grade_id"] for _, m in cells}) == len(cells), "grade ids must be unique"
+    for (answer_cell, a), (test_cell, t) in zip(answers, tests):
+        assert a["grade_id"] == t["grade_id"] + "-answer"
+        assert t["locked"] and t["points"] >= 1 and not t["solution"]
+        var = re.search(r"assert (\w+)\.check\(answer\)", source(test_cell)).group(1)
+        assert f"{var} = lg.exercises.get(" in source(answer_cell)
+        assert len(REGION.findall(source(answer_cell))) == 1
+        # the exercise's own check is the only check left: the answer is never printed before grading
+        code = [l for l in source(answer_cell).split("### BEGIN SOLUTION")[0].splitlines()
+                if not l.lstrip().startswith("#")]
+        assert not [l for l in code if f"{var}.check(" in l or f"{var}.solution(" in l]
+    for c in nb["cells"]:
+        if c["cell_type"] == "code" and "nbgrader" not in c["metadata"]:
+            assert not re.search(r"\bq\d+\.(check|solution)\(", source(c)), source(c)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_reference_answer_passes_its_check_and_the_wrong_example_fails(course_dir, path):
+    import torch
+
+    nb = assignment(course_dir, path.stem)
+    cells = nbgrader_cells(nb)
+    for cell, meta in cells:
+        if not meta["solution"]:
+            continue
+        var, key = re.search(r'(\w+) = lg\.exercises\.get\("([^"]+)"\)', source(cell)).groups()
+        q = exercises.get(key)
+        namespace = {"lg": lmguide, "torch": torch, var: q}
+        exec(REGION.search(source(cell)).group(1), namespace)  # noqa: S102 (generated from our bank)
+        assert q.check(namespace["answer"], quiet=True), f"{key}: the teacher's answer fails its own check"
+        assert not q.check(q.wrong_example, quiet=True)
+
+
+def test_points_default_to_two_for_a_function_and_one_otherwise(course_dir):
+    nb = assignment(course_dir, "02_llm_generation") if (ROOT / "notebooks/02_llm_generation.ipynb").exists() \
+        else pytest.skip("notebook 02 is absent")
+    points = {m["grade_id"]: m["points"] for _, m in nbgrader_cells(nb) if m["grade"]}
+    assert points["nb02-top_k"] == 2 and points["nb02-temperature_zero"] == 1
+
+
+def test_config_raises_the_execution_timeout_and_keeps_a_runnable_blank(course_dir):
+    config = (course_dir / "nbgrader_config.py").read_text()
+    assert "c.Execute.timeout = 1800" in config
+    assert course.CODE_STUB in config and course.CODE_STUB.startswith("answer = ...")
+
+
+def test_init_refuses_to_overwrite_without_force(course_dir, capsys):
+    from lmguide import cli
+
+    assert cli.main(["course", "init", str(course_dir), "--notebooks", str(NOTEBOOKS[0])]) == 1
+    assert "--force" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def graded(course_dir):
+    """Release notebook 00, then autograde three submissions: the student version handed in
+    blank, the teacher's version (solutions in), and one wrong answer. Each is graded by its own
+    `nbgrader autograde` in its own copy of the course folder, all three at once."""
+    nbgrader(course_dir, "generate_assignment", NB00, "--force")
+    nb = assignment(course_dir, NB00)
+    release = course_dir / "release" / NB00 / f"{NB00}.ipynb"
+    tests = [m for _, m in nbgrader_cells(nb) if m["grade"]]
+    wrong = tests[-1]
+    submissions = {"blank": json.loads(release.read_text()), "full": nb,
+                   "onewrong": _with_wrong_answer(nb, wrong["grade_id"])}
+    runs = {}
+    for student, notebook in submissions.items():
+        copy = course_dir / "grading" / student
+        shutil.copytree(course_dir, copy, ignore=shutil.ignore_patterns("grading"))
+        folder = copy / "submitted" / student / NB00
+        folder.mkdir(parents=True)
+        (folder / f"{NB00}.ipynb").write_text(json.dumps(notebook))
+        runs[student] = subprocess.Popen([sys.executable, "-m", "nbgrader", "autograde", NB00], cwd=copy,
+                                         env=nbgrader_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True)
+    for student, run in runs.items():
+        log, _ = run.communicate(timeout=NBGRADER_TIMEOUT_S)
+        assert run.returncode == 0, f"autograde of {student!r} failed:\n{log[-3000:]}"
+    return tests, wrong
+
+
+def _with_wrong_answer(nb, grade_id):
+    nb = json.loads(json.dumps(nb))
+    for cell in nb["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == grade_id + "-answer":
+            var = re.search(r"(\w+) = lg\.exercises\.get", source(cell)).group(1)
+            cell["source"] = REGION.sub(f"answer = {var}.wrong_example\n", source(cell))
+    return nb
+
+
+def test_the_student_release_runs_offline_with_only_the_checks_failing(course_dir, graded):
+    release = (course_dir / "release" / NB00 / f"{NB00}.ipynb").read_text()
+    assert "BEGIN SOLUTION" not in release and course.CODE_STUB in release
+    # what autograde executed for the blank hand-in: the student version, top to bottom
+    ran = json.loads((course_dir / "grading" / "blank" / "autograded" / "blank" / NB00 / f"{NB00}.ipynb").read_text())
+    failed = []
+    for cell in ran["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        assert cell["execution_count"] is not None, f"a cell did not run: {source(cell)[:200]}"
+        assert not [o for o in cell["outputs"] if o.get("name") == "stderr"], source(cell)
+        errors = [o for o in cell["outputs"] if o["output_type"] == "error"]
+        meta = cell["metadata"].get("nbgrader", {})
+        if errors:
+            assert meta.get("grade") and errors[0]["ename"] == "AssertionError", (source(cell), errors[0]["ename"])
+            printed = "".join("".join(o.get("text", "")) for o in cell["outputs"] if o["output_type"] == "stream")
+            assert "✗ Not yet: no answer yet" in printed
+            failed.append(meta["grade_id"])
+    assert failed == [m["grade_id"] for m in graded[0]], "every blank check fails, and only those"
+
+
+def test_autograde_gives_full_marks_and_one_wrong_answer_loses_its_points(course_dir, graded):
+    from nbgrader.api import Gradebook
+
+    tests, wrong = graded
+    total = sum(m["points"] for m in tests)
+
+    def submission(student):
+        with Gradebook(f"sqlite:///{course_dir / 'grading' / student / 'gradebook.db'}") as gb:
+            sub = gb.find_submission(NB00, student)
+            grades = {g.name: g.score for nb in sub.notebooks for g in nb.grades}
+            return sub.score, sub.max_score, grades
+
+    score, max_score, grades = submission("full")
+    assert max_score == total and score == total
+    assert submission("blank")[0] == 0
+    score, _, grades = submission("onewrong")
+    assert score == total - wrong["points"]
+    assert grades[wrong["grade_id"]] == 0 and all(grades[m["grade_id"]] == m["points"] for m in tests if m is not wrong)
+
+
+def test_html_export_writes_every_notebook_and_an_index(tmp_path):
+    from lmguide import cli
+
+    assert cli.main(["course", "html", str(tmp_path), "--notebooks", *map(str, NOTEBOOKS[:2])]) == 0
+    index = (tmp_path / "index.html").read_text()
+    for path in NOTEBOOKS[:2]:
+        page = (tmp_path / f"{path.stem}.html").read_text()
+        assert f"href='{path.stem}.html'" in index
+        title = course._summary(json.loads(path.read_text()))[0]
+        assert title and title in page  # the executed notebook, rendered
+        pngs = sum("image/png" in o.get("data", {}) for c in json.loads(path.read_text())["cells"]
+                   for o in c.get("outputs", []))
+        assert page.count("data:image/png;base64") >= pngs  # figures are embedded, not linked
+

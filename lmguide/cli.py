@@ -33,7 +33,7 @@ def _prepare(args) -> int:
 
 
 def _measure_heldout() -> None:
-    """Fill the cache of whole-test-split bits per byte that the notebooks read (once; minutes for SmolLM2)."""
+    """Fill the cache of the base models' whole-test-split bits per byte that the notebooks read (once; minutes for SmolLM2)."""
     import torch
 
     from lmguide import eval as lm_eval
@@ -41,7 +41,7 @@ def _measure_heldout() -> None:
 
     torch.set_num_threads(min(2, os.cpu_count() or 2))
     for name, e in zoo.ENTRIES.items():
-        if e.kind != "causal-lm":
+        if e.kind != "causal-lm" or e.parent:  # variants are measured by the notebooks that make them
             continue
         model, tokenizer = zoo.load(name)
         r = lm_eval.split_bits_per_byte(model, tokenizer, "test", key=name)

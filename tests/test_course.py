@@ -107,7 +107,7 @@ def test_points_default_to_two_for_a_function_and_one_otherwise(course_dir):
     nb = assignment(course_dir, "02_llm_generation") if (ROOT / "notebooks/02_llm_generation.ipynb").exists() \
         else pytest.skip("notebook 02 is absent")
     points = {m["grade_id"]: m["points"] for _, m in nbgrader_cells(nb) if m["grade"]}
-    assert points["nb02-top_k"] == 2 and points["nb02-temperature_zero"] == 1
+    assert points["nb02-min_p"] == 2 and points["nb02-no_cache_positions"] == 1  # a function; a number
 
 
 def test_config_raises_the_execution_timeout_and_keeps_a_runnable_blank(course_dir):

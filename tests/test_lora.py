@@ -121,6 +121,11 @@ def test_fp16_adapter_holds_every_matrix_at_half_the_bytes(tmp_path):
 
 def test_shipped_support_adapter_loads_merged_and_scores_as_its_card_says():
     """austen-gpt-small-support: safetensors only, a parent, a loader; what its card says replays."""
+    from lmguide import zoo
+
+    if "austen-gpt-small-support" not in zoo.ENTRIES:
+        pytest.skip("the support adapter is not shipped yet: python -m lmguide.recipes.lora_support "
+                    "--out lmguide/weights/austen-gpt-small-support makes it")
     import json
 
     import lmguide

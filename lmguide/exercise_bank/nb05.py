@@ -10,16 +10,6 @@ from lmguide.quantize import absmax_dequantize, absmax_quantize
 _ROW = torch.tensor([0.12, -0.40, 0.05, 1.905, -0.33, 0.0, 0.71, -0.08])
 
 
-def _as_number(answer):
-    """A number typed as text ("0.015", "1.5e-2") counts as that number."""
-    if isinstance(answer, str):
-        try:
-            return float(answer.strip().replace(",", ""))
-        except ValueError:
-            return answer
-    return answer
-
-
 @register("nb05.absmax_scale")
 class AbsmaxScale(NumberExercise):
     prompt = (f"The weight row {[round(float(v), 3) for v in _ROW]} is quantized to int8 with one absmax "
@@ -36,19 +26,14 @@ row.abs().max() / 127     # lg.quantize.absmax_quantize(row)[1]
     def solve(self):
         return float(absmax_quantize(_ROW)[1])
 
-    def diagnose(self, answer, expected):
-        answer = _as_number(answer)
-        message = super().diagnose(answer, expected)
-        if message is None or message.startswith("expected a number"):
-            return message
-        value = float(answer)
+    def describe_miss(self, value, expected):
         amax = float(_ROW.abs().max())
         if abs(value - amax / 128) < 1e-6 or abs(value - amax / 255) < 1e-6:
             return ("int8 symmetric codes run from -127 to 127 (not 128 or 255 steps), so that 0 sits in the "
                     "middle and +x and -x get codes of equal size.")
         if abs(value - amax) < 1e-6 or abs(value - 127 / amax) < 1e-3:
             return "the scale is what one integer step is worth: largest |weight| divided by the largest code."
-        return message
+        return super().describe_miss(value, expected)
 
 
 def _no_rounding(row):
@@ -115,19 +100,14 @@ class BitsPerWeight(NumberExercise):
     def solve(self):
         return (64 * 4 + 16 + 16) / 64
 
-    def diagnose(self, answer, expected):
-        answer = _as_number(answer)
-        message = super().diagnose(answer, expected)
-        if message is None or message.startswith("expected a number"):
-            return message
-        value = float(answer)
+    def describe_miss(self, value, expected):
         if value == 4:
             return "4 counts only the codes; the scale and minimum are stored too, shared by the group."
         if value == 5:
             return "5 is right for groups of 32 (Q4_1); here a group has 64 weights to share its 32 bits."
         if abs(value - 4.25) < 1e-9:
             return "that counts one float16 per group; this format stores two (a scale and a minimum)."
-        return message
+        return super().describe_miss(value, expected)
 
 
 @register("nb05.which_blocks")

@@ -31,6 +31,11 @@ def test_path_is_what_from_pretrained_accepts(name):
     from transformers import AutoConfig, AutoTokenizer
 
     folder = zoo.path(name)
+    if "adapter_config.json" in zoo.ENTRIES[name].files:  # an adapter: peft's folder, on top of its parent's
+        from peft import PeftConfig
+
+        assert PeftConfig.from_pretrained(folder).base_model_name_or_path == zoo.ENTRIES[name].parent
+        folder = zoo.path(zoo.ENTRIES[name].parent)
     assert AutoConfig.from_pretrained(folder).model_type
     assert AutoTokenizer.from_pretrained(folder)("a test")["input_ids"]
 

@@ -50,7 +50,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--parent", default="austen-gpt-small", help="the zoo generator to adapt")
-    parser.add_argument("--steps", type=int, default=48)
+    parser.add_argument("--steps", type=int, default=160)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--block", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)

@@ -11,22 +11,6 @@ from lmguide.exercises import FunctionExercise, NumberExercise, register
 _TEACHER_P = {"acknowledged": 0.90, "known": 0.09, "denied": 0.01}
 
 
-def _as_number(answer):
-    """A number from what people type: 0.22, '0.22', '22%'; None when it is not one."""
-    if isinstance(answer, bool):
-        return None
-    if isinstance(answer, str):
-        text = answer.strip().replace(",", "")
-        try:
-            return float(text[:-1]) / 100 if text.endswith("%") else float(text)
-        except ValueError:
-            return None
-    try:
-        return float(answer)
-    except (TypeError, ValueError):
-        return None
-
-
 @register("nb06.soft_probability")
 class SoftProbability(NumberExercise):
     prompt = ("A teacher gives the next word after 'It is a truth universally' the probabilities "
@@ -45,15 +29,12 @@ lg.distill.soften(p.log(), 2.0)[1].item()
         p = torch.tensor(list(_TEACHER_P.values()))
         return round(torch.softmax(p.log() / 2.0, -1)[1].item(), 4)
 
-    def diagnose(self, answer, expected):
-        value = _as_number(answer)
-        if value is None:
-            return f"expected a number such as 0.5, got {answer!r}."
-        if 1 < value <= 100 and math.isclose(value / 100, expected, rel_tol=self.rel_tol):
-            value /= 100  # a percentage
+    def accepts(self, value, expected):  # 22.2 typed for 22.2%: a percentage without its sign
+        return super().accepts(value, expected) or (
+            1 < value <= 100 and math.isclose(value / 100, expected, rel_tol=self.rel_tol))
+
+    def describe_miss(self, value, expected):
         close = lambda x: math.isclose(value, x, rel_tol=self.rel_tol)
-        if close(expected):
-            return None
         if close(0.09):
             return "0.09 is the teacher's own probability (T = 1); at T = 2 the distribution is flatter."
         if close(0.045) or close(0.09 / 2 / (0.9 / 2 + 0.09 / 2 + 0.01 / 2)):
@@ -62,7 +43,7 @@ lg.distill.soften(p.log(), 2.0)[1].item()
             return "that is T = 1/2 (a sharper distribution); T = 2 takes p ** (1/2), not p ** 2."
         if close(math.sqrt(0.09)):
             return "that is sqrt(0.09) before renormalising: divide by the sum over all three words."
-        return super().diagnose(value, expected)
+        return super().describe_miss(value, expected)
 
 
 @register("nb06.student_share")
@@ -90,19 +71,14 @@ count = lambda m: sum(p.numel() for p in m.parameters())
         config.n_layer = 2
         return round(100 * params.gpt2_param_count(config)["total"] / teacher, 2)
 
-    def diagnose(self, answer, expected):
-        value = _as_number(answer)
-        if value is None:
-            return f"expected a number of percent such as 37.5, got {answer!r}."
+    def describe_miss(self, value, expected):
         if 0 < value < 1 and math.isclose(value * 100, expected, rel_tol=0.01):
             return f"that looks like a fraction ({value:g}); give it in percent ({value * 100:.1f})."
-        if math.isclose(value, expected, rel_tol=0.01):  # rounded to a tenth or to a whole percent
-            return None
         if math.isclose(value, 25.0, rel_tol=0.01):
             return "25% is 2 of the 8 layers; the embeddings are not cut, so the share is larger."
         if value > 100:
             return f"{value:g}% is more than the teacher has; divide student by teacher, not the other way."
-        return super().diagnose(value, expected)
+        return super().describe_miss(value, expected)
 
 
 def _forgets_t_squared(student_logits, teacher_logits, k, temperature=2.0):

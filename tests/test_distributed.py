@@ -121,3 +121,62 @@ def test_recipe_loop_without_a_teacher_is_plain_training():
     losses = []
     student, history, _ = train_student(cfg, 0.0, teacher, None, ids, None, distributed.Run(), step_losses=losses)
     assert len(losses) == 2 and history == [] and student.config.n_layer == 1
+
+
+# AustenGPT's recipe, the same way: a tiny preset, 4 steps, one process against two.
+AUSTEN_WORKER = textwrap.dedent("""
+    import dataclasses, json, sys
+    import torch
+    from lmguide.data import austen
+    from lmguide.recipes import austen_gpt, distributed
+
+    if __name__ == "__main__":
+        torch.set_num_threads(1)
+        run = distributed.init()
+        cfg = dataclasses.replace(austen_gpt.PRESETS["tiny"], steps=4, eval_every=2, batch_size=4, n_ctx=32,
+                                  dropout=0.0, bf16=False, warmup=2)
+        report = austen_gpt.train(cfg, __import__("pathlib").Path(sys.argv[1]), austen("train")[:20_000],
+                                  austen("val")[:2_000], log=lambda m: None, run=run)
+        if run.is_main:
+            open(sys.argv[1] + "/report.json", "w").write(json.dumps(report))
+        distributed.close(run)
+""")
+
+
+def run_austen_worker(tmp_path: Path, processes: int) -> tuple[dict, dict]:
+    from safetensors.torch import load_file
+
+    out = tmp_path / f"austen{processes}"
+    script = tmp_path / "austen_worker.py"
+    script.write_text(AUSTEN_WORKER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    cmd = [sys.executable, str(script), str(out)] if processes == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+        str(script), str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "report.json").read_text()), load_file(str(out / "model.safetensors"))
+
+
+def test_austen_gpt_recipe_on_two_processes_matches_one(tmp_path):
+    one, one_weights = run_austen_worker(tmp_path, 1)
+    two, two_weights = run_austen_worker(tmp_path, 2)
+    assert (one["processes"], two["processes"]) == (1, 2)
+    # the logged loss is the whole global batch's, so it agrees, and so does the held-out score
+    assert [h["train_loss"] for h in two["history"]] == pytest.approx([h["train_loss"] for h in one["history"]], abs=2e-4)
+    assert [h["val_bits_per_byte"] for h in two["history"]] == pytest.approx(
+        [h["val_bits_per_byte"] for h in one["history"]], abs=2e-4)
+    import dataclasses
+
+    from lmguide.recipes import austen_gpt
+
+    cfg = austen_gpt.TrainConfig(**one["config"])
+    torch.manual_seed(cfg.seed)  # the recipe's own start: seed, then the model
+    start = austen_gpt.build_model(cfg, one_weights["transformer.wte.weight"].shape[0]).state_dict()
+    moved = max((one_weights[k].float() - start[k]).abs().max().item() for k in one_weights if k in start)
+    assert moved > 5e-3  # 4 steps moved the weights far more than the tolerance below, so agreeing means something
+    assert one_weights.keys() == two_weights.keys()
+    for name in one_weights:  # stored in fp16: agree to its rounding
+        torch.testing.assert_close(two_weights[name].float(), one_weights[name].float(), rtol=1e-3, atol=1e-4, msg=name)

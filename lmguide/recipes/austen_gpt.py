@@ -1,8 +1,12 @@
 """Recipe: the AustenGPT models, a byte-level BPE tokenizer and a GPT-2 architecture LM.
 
     python -m lmguide.recipes.austen_gpt --preset large --out lmguide/weights/austen-gpt-large
+    torchrun --standalone --nproc_per_node 2 -m lmguide.recipes.austen_gpt --preset large --out DIR
 
-Everything is seeded; the same command on the same torch version gives the
+Under torchrun every process draws the same seeded global batch and trains on its slice
+(``lmguide.recipes.distributed``), so N processes take the steps one process takes; rank 0
+alone evaluates, logs and saves (with dropout on, each process draws its own masks, so N
+processes match one statistically rather than exactly). Everything is seeded; the same command on the same torch version gives the
 same weights. Only the ``train`` split is read, so val/test stay unseen. The held-out
 figure logged during training is ``lmguide.eval.bits_per_byte`` on the ``val`` split, the
 same definition the model cards and notebooks use.
@@ -19,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from lmguide.eval import bits_per_byte
+from lmguide.recipes import distributed
 from lmguide.tokenizers import ENDOFTEXT as EOS
 from lmguide.tokenizers import train_bpe
 
@@ -89,7 +93,12 @@ def save(model, tokenizer, out: Path, report: dict) -> None:
     (out / "training.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
-def train(cfg: TrainConfig, out: Path, text: str, val_text: str, log=print) -> dict:
+def train(cfg: TrainConfig, out: Path, text: str, val_text: str, log=print,
+          run: distributed.Run | None = None) -> dict:
+    """Train from scratch; ``run`` (from ``distributed.init``) says which process of how many this is."""
+    run = run or distributed.Run()
+    if not run.is_main:
+        log = lambda message: None  # noqa: E731 - rank 0 alone reports
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     t0 = time.perf_counter()
@@ -109,37 +118,44 @@ def train(cfg: TrainConfig, out: Path, text: str, val_text: str, log=print) -> d
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.95), fused=False,
     )
+    net = distributed.wrap(model, run)  # DistributedDataParallel when there are several processes
     gen = torch.Generator().manual_seed(cfg.seed)
     history, best = [], (float("inf"), 0)
     model.train()
-    bar = tqdm(range(cfg.steps), desc="training", mininterval=5)
+    bar = distributed.progress(range(cfg.steps), run, desc="training", mininterval=5)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         starts = torch.randint(0, len(ids) - cfg.n_ctx - 1, (cfg.batch_size,), generator=gen).numpy()
         batch = torch.from_numpy(np.stack([ids[s:s + cfg.n_ctx + 1] for s in starts]).astype(np.int64))
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            logits = model(batch[:, :-1]).logits  # (B, T, vocab)
+        batch = distributed.shard(batch, run)  # this process's rows of the global batch (all of it for one)
+        with distributed.autocast(run, enabled=cfg.bf16):
+            logits = net(batch[:, :-1]).logits  # (B, T, vocab)
         loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+        evaluate = (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps
+        if step % 50 == 0 or evaluate:
+            global_loss = distributed.mean(loss, run)  # the whole global batch's loss, on every process
+            bar.set_postfix(loss=f"{global_loss:.3f}")
+        if evaluate and not run.is_main:
+            distributed.barrier(run)  # wait while rank 0 evaluates and saves
+        elif evaluate:
             bpb = bits_per_byte(model, tokenizer, val_text)  # the one definition (eval mode, fp32)
             model.train()
             elapsed = time.perf_counter() - t0
-            history.append({"step": step + 1, "train_loss": round(loss.item(), 4),
+            history.append({"step": step + 1, "train_loss": round(global_loss, 4),
                             "val_bits_per_byte": round(bpb, 4), "minutes": round(elapsed / 60, 1)})
             if bpb < best[0]:  # keep (on disk) the weights with the best held-out (val) score
                 best = (bpb, step + 1)
                 save(model, tokenizer, out, {"config": dataclasses.asdict(cfg), "steps_done": step + 1,
                                              "best_step": step + 1, "best_val_bits_per_byte": round(bpb, 4),
                                              "history": history, "partial": True})
-            log(f"step {step + 1:5d}  train loss {loss.item():.3f}  val bpb {bpb:.3f}  "
+            log(f"step {step + 1:5d}  train loss {global_loss:.3f}  val bpb {bpb:.3f}  "
                 f"{elapsed / 60:.1f} min  {(step + 1) * cfg.batch_size * cfg.n_ctx / elapsed:.0f} tok/s")
+            distributed.barrier(run)
     wall = time.perf_counter() - t0
 
     report = {
@@ -147,9 +163,12 @@ def train(cfg: TrainConfig, out: Path, text: str, val_text: str, log=print) -> d
         "steps_done": cfg.steps, "wall_minutes": round(wall / 60, 1), "best_step": best[1],
         "best_val_bits_per_byte": round(best[0], 4), "val_rule": "lmguide.eval.bits_per_byte",
         "torch": torch.__version__, "threads": torch.get_num_threads(), "history": history,
+        "processes": run.world_size,
     }
-    save(model, tokenizer, out, report)
-    log(f"saved to {out} after {wall / 60:.1f} min")
+    if run.is_main:
+        save(model, tokenizer, out, report)
+        log(f"saved to {out} after {wall / 60:.1f} min")
+    distributed.barrier(run)
     return report
 
 
@@ -282,12 +301,15 @@ def main(argv=None) -> None:
     from lmguide.data import austen
 
     torch.set_num_threads(args.threads)
+    run = distributed.init()
     if not args.card:
         cfg = PRESETS[args.preset]
         if args.steps:
             cfg = dataclasses.replace(cfg, steps=args.steps)
-        train(cfg, args.out, austen("train"), austen("val"))
-    write_card(args.out, args.preset)
+        train(cfg, args.out, austen("train"), austen("val"), run=run)
+    if run.is_main:
+        write_card(args.out, args.preset)
+    distributed.close(run)
 
 
 if __name__ == "__main__":

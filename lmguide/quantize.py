@@ -421,7 +421,14 @@ def torch_state_bytes(model: nn.Module) -> int:
 
 
 def linear_weight_bytes(model: nn.Module) -> dict:
-    """Bytes held by the linear layers' weights (codes + scales + minimums) and by everything else."""
+    """Bytes held by the linear layers' weights (codes + scales + minimums) and by everything else.
+
+    Linear layers are ``nn.Linear``, GPT-2's ``Conv1D`` and the quantized layers; a weight tied to
+    the input embedding (the output head) counts as a linear weight, once.
+    """
+    from transformers.pytorch_utils import Conv1D
+
+    linear_ids = {id(m.weight) for m in model.modules() if type(m) in (nn.Linear, Conv1D)}
     linear, total = 0, 0
     seen = set()
     for m in model.modules():
@@ -437,7 +444,7 @@ def linear_weight_bytes(model: nn.Module) -> dict:
             seen.add(id(t))
             size = t.numel() * t.element_size()
             total += size
-            if isinstance(m, QuantLinear) and name != "bias" or type(m) is nn.Linear and name == "weight":
+            if isinstance(m, QuantLinear) and name != "bias" or id(t) in linear_ids:
                 linear += size
     return {"linear weights": linear, "everything": total}
 

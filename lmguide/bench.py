@@ -459,6 +459,24 @@ def _rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def release_memory() -> float:
+    """Collect garbage and hand freed heap memory back to the operating system; returns RSS in MiB.
+
+    After ``del model`` Python frees the tensors, but glibc keeps much of the freed heap for
+    reuse, so the process still *looks* as big (and Binder's 2 GB limit counts what it looks).
+    ``malloc_trim`` returns it. A no-op where the C library has no such call (macOS, Windows).
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    return _rss_mib()
+
+
 def measure(name: str, repeats: int = 3, threads: int = 2, new_tokens: int = 32, quick: bool = False,
             with_quality: bool = True, cache: bool = True) -> dict:
     """One row of the comparison table for zoo model ``name``, measured in this process.

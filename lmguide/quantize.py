@@ -703,9 +703,8 @@ def measure_precision(name: str, precision: str, with_quality: bool = True, repe
 
     Loading each variant afresh keeps one copy in memory at a time (SmolLM2 in fp32 is 538 MB).
     """
-    import gc
-
     from lmguide import zoo
+    from lmguide.bench import release_memory
 
     model, tokenizer = zoo.load(name)
     kind = zoo.entry(name).kind
@@ -725,13 +724,31 @@ def measure_precision(name: str, precision: str, with_quality: bool = True, repe
         row.update({"quality metric": q["metric"], "quality": q["value"]})
     row["threads"] = torch.get_num_threads()
     del model
-    gc.collect()
+    release_memory()  # give the variant's memory back before the next one is loaded
     return row
 
 
 _MATMUL_OPS = ("aten::addmm", "aten::mm", "aten::_int_mm", "quantized::linear_dynamic", "aten::linear",
                "aten::matmul", "aten::bmm", "aten::baddbmm")
 _ATTENTION_OPS = ("aten::_scaled_dot_product", "aten::scaled_dot_product", "aten::softmax", "aten::_softmax")
+
+
+@contextlib.contextmanager
+def _native_stderr_quiet():
+    """Silence what C++ code writes straight to file descriptor 2 (the profiler's start/stop lines),
+    which Python's warning filters cannot reach and a notebook would show as stderr."""
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @torch.inference_mode()
@@ -748,7 +765,7 @@ def time_by_op(model: nn.Module, batch: int = 8, length: int = 128, warmup: int 
     mask = torch.ones_like(ids)
     for _ in range(warmup):
         model(input_ids=ids, attention_mask=mask)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _native_stderr_quiet(), profile(activities=[ProfilerActivity.CPU]) as prof:
         model(input_ids=ids, attention_mask=mask)
     groups = {"matrix multiplies": 0.0, "attention (scores, softmax)": 0.0, "everything else": 0.0}
     for event in prof.key_averages():

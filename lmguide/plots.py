@@ -89,7 +89,7 @@ def cosine_similarity_matrix(table) -> np.ndarray:
     return t @ t.T
 
 
-def positions(named_tables: dict, title: str = "Position embeddings", dpi: int = 50):
+def positions(named_tables: dict, title: str = "Position embeddings", dpi: int = 42):
     """Position tables (P, d) side by side: the raw values (top) and how similar positions are (bottom).
 
     ``dpi`` is low by default: a learned table looks like noise up close, and noise makes large PNGs.
@@ -109,7 +109,7 @@ def positions(named_tables: dict, title: str = "Position embeddings", dpi: int =
     return fig
 
 
-def attention_heads(weights, tokens, *, title: str, heads=None, ncols: int = 4, dpi: int = 56):
+def attention_heads(weights, tokens, *, title: str, heads=None, ncols: int = 4, dpi: int = 48):
     """Attention weights of several heads of one layer, one small heatmap each.
 
     Args:

@@ -363,6 +363,17 @@ def _best_legal_span(start, end, context, max_answer_len):
     return scores
 
 
+def _span_inputs(caller, start_logits, end_logits, context_mask, tokens, max_answer_len):
+    """Checked float/bool arrays, the legal span scores and the best legal (start, end), for the span plots."""
+    start, end = _array(start_logits).astype(float), _array(end_logits).astype(float)
+    context = _array(context_mask).astype(bool)
+    if not (start.ndim == 1 and start.shape == end.shape == context.shape and len(tokens) == len(start)):
+        raise ValueError(f"{caller} needs 1-D start, end and context_mask of one length and a token per "
+                         f"position (got {start.shape}, {end.shape}, {context.shape}, {len(tokens)} tokens)")
+    scores = _best_legal_span(start, end, context, max_answer_len)
+    return start, end, context, scores, np.unravel_index(np.nanargmax(scores), scores.shape)
+
+
 def span_logits(start_logits, end_logits, context_mask, tokens, *, max_answer_len: int = 30,
                 title: str = "Start and end logits over the tokens", window=None):
     """Start and end logits as bars over the tokens, with the two separate argmaxes and the best
@@ -370,13 +381,8 @@ def span_logits(start_logits, end_logits, context_mask, tokens, *, max_answer_le
 
     ``window`` (first, last) limits the x axis to those token positions (the whole input when None).
     """
-    start, end = _array(start_logits).astype(float), _array(end_logits).astype(float)
-    context = _array(context_mask).astype(bool)
-    if not (start.ndim == 1 and start.shape == end.shape == context.shape and len(tokens) == len(start)):
-        raise ValueError(f"span_logits needs 1-D start, end and context_mask of one length and a token per "
-                         f"position (got {start.shape}, {end.shape}, {context.shape}, {len(tokens)} tokens)")
-    scores = _best_legal_span(start, end, context, max_answer_len)
-    s, e = np.unravel_index(np.nanargmax(scores), scores.shape)
+    start, end, context, scores, (s, e) = _span_inputs("span_logits", start_logits, end_logits, context_mask, tokens,
+                                                        max_answer_len)
     s_alone, e_alone = int(start.argmax()), int(end.argmax())
     lo, hi = window if window is not None else (0, len(start) - 1)
     fig, axes = plt.subplots(2, 1, figsize=(min(3 + 0.22 * (hi - lo + 1), 14), 5.5), sharex=True,
@@ -408,13 +414,8 @@ def span_scores(start_logits, end_logits, context_mask, tokens, *, max_answer_le
     """Heatmap of start[s] + end[e] over the legal spans (both in the context, s <= e, at most
     ``max_answer_len`` tokens; others grey), the best one framed in green and the pair of
     separate argmaxes marked with a red x when it is in view. Returns the figure."""
-    start, end = _array(start_logits).astype(float), _array(end_logits).astype(float)
-    context = _array(context_mask).astype(bool)
-    if not (start.ndim == 1 and start.shape == end.shape == context.shape and len(tokens) == len(start)):
-        raise ValueError(f"span_scores needs 1-D start, end and context_mask of one length and a token per "
-                         f"position (got {start.shape}, {end.shape}, {context.shape}, {len(tokens)} tokens)")
-    scores = _best_legal_span(start, end, context, max_answer_len)
-    s, e = np.unravel_index(np.nanargmax(scores), scores.shape)
+    start, end, context, scores, (s, e) = _span_inputs("span_scores", start_logits, end_logits, context_mask, tokens,
+                                                        max_answer_len)
     lo, hi = window if window is not None else (0, len(start) - 1)
     view = scores[lo:hi + 1, lo:hi + 1]
     cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")  # NaN (illegal span) cells in grey

@@ -27,7 +27,8 @@ Where each notebook's code lives (lessons are flat modules named by topic):
                                    log-prob probes, ROC AUC)
 
 Plumbing: zoo (models, variants, the loader), data (Austen corpus), qa_data (QA files),
-bench (timing, ``lmguide bench``), plots, widgets, exercises, cli. Recipes that made the shipped models:
+bench (timing, ``lmguide bench``), workers (a fresh process per measurement), plots, widgets,
+exercises, cli. Recipes that made the shipped models:
 ``lmguide/recipes/`` (``python -m lmguide.recipes.NAME``; see its docstring).
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ from lmguide.zoo import load  # noqa: E402
 # ``lg.eval`` ... work after ``import lmguide as lg`` without importing everything up front.
 _LAZY = {"attention", "bench", "course", "distill", "embeddings", "eval", "export", "finetune", "lora", "params",
          "plots", "probes", "qa", "qa_data", "qa_pipeline", "quantize", "recipes", "router", "sampling",
-         "search", "tokenizers", "widgets"}
+         "search", "tokenizers", "widgets", "workers"}
 
 
 def __getattr__(name: str):

@@ -189,7 +189,7 @@ def capture_warnings():
 # =============================================================================================
 # The comparison table (notebook 07, ``lmguide bench``): every zoo model measured the same way
 # =============================================================================================
-# Each model is measured in its own Python process (``measure_isolated``) so that one model's
+# Each model is measured in its own process (``measure_isolated``) so that one model's
 # peak memory cannot hide in another's; quality scores are slow (SmolLM2 reads the whole Austen
 # test split) so they are cached in the user cache, keyed by the model's file hashes.
 
@@ -226,7 +226,7 @@ def machine() -> dict:
             "transformers": transformers.__version__, "platform": platform.platform()}
 
 
-def memory_bandwidth(mib: int = 512, repeats: int = 7, warmup: int = 1) -> dict:
+def memory_bandwidth(mib: int = 256, repeats: int = 7, warmup: int = 1) -> dict:
     """This machine's memory bandwidth from a large tensor copy, median of ``repeats``.
 
     A copy of N bytes reads N and writes N, so 2N bytes move; the buffer is much larger than any
@@ -397,14 +397,16 @@ def qa_f1(model, tokenizer, limit: int | None = None) -> dict:
 def retrieval_recall(model, tokenizer, k: int = 5, limit: int | None = None) -> dict:
     """Recall@k: for each QA dev question, is its passage among the k nearest of every QA passage (train + dev)?
 
-    With a ``limit`` (a quick look) only the first ``limit`` dev questions are asked, among the dev passages.
+    With a ``limit`` (a quick look) only the first ``limit`` dev questions are asked, among the dev
+    split's passages (embedding the training passages too takes ~20 s on 2 cores).
     """
     from lmguide import qa_data, search
 
     def compute():
-        questions = list(qa_data.iter_questions(qa_data.load_split("dev")))[:limit]
+        dev = list(qa_data.iter_questions(qa_data.load_split("dev")))
+        questions = dev[:limit]
         train = qa_data.iter_questions(qa_data.load_split("train")) if limit is None else []
-        contexts = sorted({q["context"] for q in questions} | {q["context"] for q in train})
+        contexts = sorted({q["context"] for q in dev} | {q["context"] for q in train})
         where = {c: i for i, c in enumerate(contexts)}
         index = search.SemanticIndex(contexts, model, tokenizer)
         hits = [where[q["context"]] in [h.index for h in index.search(q["question"], k)] for q in questions]
@@ -416,28 +418,30 @@ def retrieval_recall(model, tokenizer, k: int = 5, limit: int | None = None) -> 
 _QUALITY_CACHE = {"causal-lm": "bpb", "question-answering": "qa", "encoder": "recall"}
 
 
+QUICK_PART = {"causal-lm": "first 8,000 characters", "question-answering": "first 48 questions",
+              "encoder": "first 48 dev questions, among the dev passages"}
+
+
 def quality(name: str, model, tokenizer, kind: str, quick: bool = False, cache: bool = True) -> dict:
     """The score on the task each kind suits: ``{"task", "value", "cached", ...}``.
 
-    The whole task's score is read from the user cache when an earlier run stored it (even when
-    ``quick``); otherwise ``quick`` scores a small part live (marked "(part)", not stored) and the
-    full score is computed and stored.
+    The whole task's score (whole Austen test split, every dev question) is stored in the user
+    cache, keyed by the model's files, and read back on later runs. ``quick`` scores the same
+    small part for every model of a kind instead (:data:`QUICK_PART`; live, marked "(part)"), so
+    that a quick table compares like with like rather than mixing whole-task and part scores.
     """
     if kind not in QUALITY_TASKS:
         raise ValueError(f"no quality task for kind {kind!r}; known kinds: {', '.join(QUALITY_TASKS)}")
+    if quick:
+        part = {"causal-lm": lambda: austen_bits_per_byte(model, tokenizer, max_chars=8_000),
+                "question-answering": lambda: qa_f1(model, tokenizer, limit=48),
+                "encoder": lambda: retrieval_recall(model, tokenizer, limit=48)}[kind]()
+        return {"task": QUALITY_TASKS[kind] + " (part)", **part, "cached": False}
     key = weights_key(name) if cache else None
     if kind == "causal-lm" and cache:
         stored = _stored_split_bpb(model, name)
         if stored is not None:
             return {"task": QUALITY_TASKS[kind], **stored, "cached": True}
-    if key is not None and _cache_file(_QUALITY_CACHE[kind], key).is_file():
-        return {"task": QUALITY_TASKS[kind], **json.loads(_cache_file(_QUALITY_CACHE[kind], key).read_text()),
-                "cached": True}
-    if quick:
-        part = {"causal-lm": lambda: austen_bits_per_byte(model, tokenizer, max_chars=20_000),
-                "question-answering": lambda: qa_f1(model, tokenizer, limit=48),
-                "encoder": lambda: retrieval_recall(model, tokenizer, limit=48)}[kind]()
-        return {"task": QUALITY_TASKS[kind] + " (part)", **part, "cached": False}
     full = {"causal-lm": lambda: austen_bits_per_byte(model, tokenizer, name if cache else None),
             "question-answering": lambda: qa_f1(model, tokenizer),
             "encoder": lambda: retrieval_recall(model, tokenizer)}[kind]
@@ -507,11 +511,13 @@ def measure(name: str, repeats: int = 3, threads: int = 2, new_tokens: int = 32,
             row.update(decode_speed(model, ids, new_tokens, repeats))
         else:
             row.update(_encoder_speed(model, tokenizer, entry.kind, repeats))
+        # the memory to load and run the model, taken before scoring it (an evaluation over long
+        # windows holds far more activations than answering does, and a cached score needs none)
+        row["peak RSS MiB"] = _peak_rss_mib()
+        row["model RAM MiB"] = row["peak RSS MiB"] - before
         if with_quality:
             q = quality(name, model, tokenizer, entry.kind, quick=quick, cache=cache)
             row.update({"quality task": q["task"], "quality": q["value"], "quality cached": q.get("cached", False)})
-    row["peak RSS MiB"] = _peak_rss_mib()
-    row["model RAM MiB"] = row["peak RSS MiB"] - before
     row["threads"] = threads
     return row
 
@@ -579,19 +585,17 @@ def _encoder_speed(model, tokenizer, kind: str, repeats: int) -> dict:
             "spread": runs["batch"].spread}
 
 
-def measure_isolated(name: str, **options) -> dict:
-    """:func:`measure` in a fresh Python process (so peak memory is this model's alone); the row it returns."""
-    import os
-    import subprocess
-    import sys
+def measure_isolated(name: str, job: str = "measure", **options) -> dict:
+    """:func:`measure` (or, with ``job="train step"``, :func:`train_step`) in a fresh process, so
+    peak memory is this model's alone; the row it returns."""
+    if job not in ("measure", "train step"):
+        raise ValueError(f"job must be 'measure' or 'train step' (got {job!r})")
+    from lmguide import workers
 
-    args = [sys.executable, "-m", "lmguide.bench", "--worker", name, "--json-options", json.dumps(options)]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(args, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no error output"])[-1]
-        raise RuntimeError(f"measuring {name} failed: {last}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        return workers.run(measure if job == "measure" else train_step, name, **options)
+    except RuntimeError as exc:
+        raise RuntimeError(f"measuring {name} failed: {str(exc).split(' failed: ', 1)[-1]}") from None
 
 
 def table(names=None, repeats: int = 3, threads: int = 2, quick: bool = False, progress: bool = True,
@@ -724,12 +728,11 @@ def _parser():
     p.add_argument("--new-tokens", type=int, default=32, help="tokens generated per decode run (default 32)")
     p.add_argument("--quick", action="store_true", help="score quality on a small part of each task (fast, not cached as full)")
     p.add_argument("--extras", action="store_true",
-                   help="also thread scaling and SmolLM2's decode with bf16, int8, onnxruntime and batching (minutes)")
+                   help=("also thread scaling, SmolLM2's decode with bf16, int8, onnxruntime and batching, two training steps "
+                         "and the router on every question (about 11 minutes on 2 cores; up to 3 GB of RAM)"))
     p.add_argument("--csv", metavar="OUT", help="write the table as CSV")
     p.add_argument("--json", metavar="OUT", help="write everything measured (machine, bandwidth, table) as JSON")
     p.add_argument("--no-save", action="store_true", help="do not store the results in the user cache")
-    p.add_argument("--worker", help=argparse.SUPPRESS)
-    p.add_argument("--json-options", default="{}", help=argparse.SUPPRESS)
     return p
 
 
@@ -745,27 +748,29 @@ def run(names=None, repeats: int = 3, threads: int = 2, new_tokens: int = 32, qu
                   bandwidth=results["bandwidth"])
     results["table"] = frame
     if extras:
-        from lmguide import export
+        from lmguide import export, router, workers
 
-        results["decode variants"] = export.decode_variants(repeats=repeats, threads=threads, progress=progress)
-        results["thread scaling"] = _scaling_all(repeats)
+        # each in a fresh process of its own, like the table's rows
+        results["decode variants"] = workers.run(export.decode_variants, repeats=repeats, threads=threads, progress=False)
+        results["thread scaling"] = workers.run(scaling_table, repeats=repeats)
         results["train step"] = [measure_isolated(n, job="train step", repeats=repeats, threads=threads)
                                  for n in ("austen-gpt-small", "smollm2-135m")]
-        from lmguide import router
-
         results["router"] = router.answer_all(router.load_questions(), *router.both_sides(), progress=progress)
     return results
 
 
-def _scaling_all(repeats: int) -> list[dict]:
+def scaling_table(names=("austen-gpt-small", "smollm2-135m"), repeats: int = 3, new_tokens: int = 24) -> list[dict]:
+    """:func:`thread_scaling` for each model: rows of model, threads, tokens/s, step ms and spread."""
+    import torch
+
     from lmguide import load
 
     rows = []
-    for name in ("austen-gpt-small", "smollm2-135m"):
+    for name in names:
         model, tokenizer = load(name)
         ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]
-        with __import__("torch").inference_mode():
-            rows += [{"model": name, **r} for r in thread_scaling(model, ids, repeats=repeats)]
+        with torch.inference_mode():
+            rows += [{"model": name, **r} for r in thread_scaling(model, ids, new_tokens=new_tokens, repeats=repeats)]
         del model
     return rows
 
@@ -779,11 +784,6 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed its one-line error (or the help)
         return int(exc.code or 0)
-    if args.worker:  # one model, in this fresh process: print its row as JSON
-        options = json.loads(args.json_options)
-        job = train_step if options.pop("job", "measure") == "train step" else measure
-        print(json.dumps(job(args.worker, **options), default=_json_default))
-        return 0
     from lmguide import zoo
 
     try:

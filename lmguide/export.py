@@ -274,6 +274,8 @@ def decode_variants(name: str = "smollm2-135m", repeats: int = 3, threads: int =
     from lmguide.sampling import greedy_generate
 
     torch.set_num_threads(threads)
+    # bandwidth first, while the process is small: its buffers are gone before the engines load
+    bandwidth = bench.memory_bandwidth()
     model, tokenizer = load(name)
     ids = tokenizer(bench.PROMPT, return_tensors="pt")["input_ids"]
     found = engines(name, model, tokenizer, which)
@@ -281,7 +283,6 @@ def decode_variants(name: str = "smollm2-135m", repeats: int = 3, threads: int =
     found[f"torch fp32, batch {batch}"] = {"generate": lambda i, n: greedy_generate(model, batch_ids, n),
                                            "weight bytes": bench.weight_bytes(model), "setup s": 0.0,
                                            "size MiB": float("nan"), "sequences": batch}
-    bandwidth = bench.memory_bandwidth()
     rows = []
     with torch.inference_mode():
         calls = {}

@@ -54,6 +54,20 @@ def load_questions(split: str | None = None, kind: str | None = None) -> list[di
             if (split is None or q["split"] == split) and (kind is None or q["kind"] == kind)]
 
 
+def stratified(questions: list[dict], per_group: int) -> list[dict]:
+    """The first ``per_group`` questions of each (split, kind) group, in file order: a small set for a
+    quick run that still has easy and hard questions to tune the threshold on and to test it on."""
+    if per_group < 1:
+        raise ValueError(f"per_group must be >= 1 (got {per_group})")
+    taken, out = {}, []
+    for q in questions:
+        group = (q["split"], q["kind"])
+        if taken.get(group, 0) < per_group:
+            taken[group] = taken.get(group, 0) + 1
+            out.append(q)
+    return out
+
+
 # ---------------------------------------------------------------------------- scoring
 def _words(text: str) -> list[str]:
     from lmguide.qa import normalize_answer

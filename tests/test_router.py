@@ -1,5 +1,6 @@
 """The router's question set, its scoring rule and its routing arithmetic; the SLM side on real models."""
 import math
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -93,3 +94,15 @@ def test_slm_answers_easy_questions_from_the_right_passage():
     assert results["retrieved"].mean() >= 0.75  # the retriever finds the passage for most
     assert {"slm answer", "slm confidence", "slm s"} <= set(results.columns)
     assert (results["slm s"] > 0).all()
+
+
+def test_stratified_takes_the_same_number_from_every_split_and_kind():
+    questions = router.load_questions()
+    picked = router.stratified(questions, 3)
+    groups = Counter((q["split"], q["kind"]) for q in picked)
+    assert set(groups) == {(s, k) for s in ("tune", "test") for k in ("easy", "hard")}
+    assert set(groups.values()) == {3}
+    order = [questions.index(q) for q in picked]
+    assert order == sorted(order), "file order is kept"
+    with pytest.raises(ValueError, match="per_group must be >= 1"):
+        router.stratified(questions, 0)

@@ -520,7 +520,9 @@ def save_quantized(model: nn.Module, tokenizer, folder: str | Path, float_dtype=
     if getattr(model, "generation_config", None) is not None and getattr(model, "can_generate", lambda: False)():
         model.generation_config.save_pretrained(folder)
     if tokenizer is not None:
-        tokenizer.save_pretrained(folder)
+        from lmguide import zoo
+
+        zoo.save_tokenizer(tokenizer, folder)
     return folder
 
 

@@ -327,6 +327,26 @@ def fingerprint(name: str) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# Keys transformers writes into tokenizer_config.json that record how the tokenizer was *loaded*
+# (they flip with the environment, e.g. HF_HUB_OFFLINE), not what it is: kept out of saved files,
+# so a recipe run twice writes the same bytes and the same sha256.
+LOAD_ONLY_TOKENIZER_KEYS = ("local_files_only",)
+
+
+def save_tokenizer(tokenizer, folder) -> None:
+    """``tokenizer.save_pretrained(folder)``, without the load-time keys (:data:`LOAD_ONLY_TOKENIZER_KEYS`)."""
+    tokenizer.save_pretrained(folder)
+    file = Path(folder) / "tokenizer_config.json"
+    if not file.is_file():
+        return
+    config = json.loads(file.read_text(encoding="utf-8"))
+    if any(key in config for key in LOAD_ONLY_TOKENIZER_KEYS):
+        for key in LOAD_ONLY_TOKENIZER_KEYS:
+            config.pop(key, None)
+        # the layout transformers itself writes: sorted keys, 2 spaces, a final newline
+        file.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def convert_gguf(e: Entry, out: Path) -> None:
     """A make step: de-quantize the entry's GGUF file (in its package) into a safetensors folder."""
     from safetensors.torch import save_model
@@ -343,7 +363,7 @@ def convert_gguf(e: Entry, out: Path) -> None:
         del model.config.quantization_config
     model.config.save_pretrained(out)
     model.generation_config.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    save_tokenizer(tokenizer, out)
     save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})
 
 

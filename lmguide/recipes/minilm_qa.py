@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     with zoo.progress_bars(False):  # no "Writing model shards" bar
         model.half().save_pretrained(args.out)  # float16 halves the file; we load it back as float32
-    tokenizer.save_pretrained(args.out)
+    zoo.save_tokenizer(tokenizer, args.out)
     shipped, _ = zoo.load(args.out, kind="question-answering")  # score the weights as saved, rounding included
     dev = evaluate(shipped, tokenizer, dev_set, args.max_length, args.stride, args.seed)
     info = {

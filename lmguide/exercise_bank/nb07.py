@@ -150,16 +150,17 @@ def pareto_front(points):
 @register("nb07.which_model")
 class WhichModel(ChoiceExercise):
     prompt = ("A support widget must answer 'what is the warranty period?'-style questions from a manual, "
-              "on a phone with about 300 MiB to spare, in under 0.2 s. From this notebook's table and router "
+              "on a phone with about 600 MiB to spare, in under 0.5 s. From this notebook's table and router "
               "results, which choice fits? (a) smollm2-135m for everything; (b) minilm-l6 retrieval + "
               "minilm-qa extraction, abstaining when unsure; (c) austen-gpt-large; (d) no model fits.")
     choices = {"A": "smollm2-135m", "B": "retrieval + extractive QA", "C": "austen-gpt-large", "D": "none"}
     answer_letter = "B"
     why_wrong = {
-        "A": "look at the router table: the generative model takes seconds per answer here, and its RAM column is near the budget.",
+        "A": "its RAM may just fit, but look at the router table: the generative model takes seconds per answer here.",
         "C": "austen-gpt-large writes Austen-like prose; it was never trained on manuals or questions.",
-        "D": "check the SLM rows: two small encoders together fit the memory budget and answer in well under 0.2 s.",
+        "D": "add up the two SLM rows' 'model RAM MiB': together they fit, and the router's 'always SLM' latency "
+             "is far below the budget.",
     }
-    hints = ("Look at the 'model RAM MiB' column and the router's 'always SLM' latency.",)
-    solution_code = "the SLM pair: the measured table's RAM column and the router's 'always SLM' row"
+    hints = ("Two models run together: add their 'model RAM MiB'. Then read the router's 'always SLM' latency.",)
+    solution_code = "the SLM pair: minilm-l6 + minilm-qa model RAM in the table, and the router's 'always SLM' latency"
     wrong_example = "a"

@@ -380,18 +380,16 @@ def _stored_split_bpb(model, name: str) -> dict | None:
 
 
 def qa_f1(model, tokenizer, limit: int | None = None) -> dict:
-    """SQuAD F1 and exact match of an extractive QA model on the shipped dev set (or its first ``limit``)."""
+    """SQuAD F1 and exact match of an extractive QA model on the shipped dev set (or its first ``limit``
+    questions), always answering (``null_margin=inf``): every dev question has an answer, as in SQuAD v1.1.
+    The workbook's one QA scorer (notebooks 05 and 07, the model cards)."""
     from lmguide import qa, qa_data
 
-    def compute():
-        dev = qa_data.first_questions(qa_data.load_split("dev"), limit)
-        questions = list(qa_data.iter_questions(dev))
-        found = qa.answer_many([(q["question"], q["context"]) for q in questions], model, tokenizer,
-                               null_margin=math.inf)
-        scores = qa.squad_evaluate({q["id"]: f["answer"] for q, f in zip(questions, found)}, dev)
-        return {"value": scores["f1"], "exact match": scores["exact_match"], "questions": len(questions)}
-
-    return compute()
+    dev = qa_data.first_questions(qa_data.load_split("dev"), limit)
+    questions = list(qa_data.iter_questions(dev))
+    found = qa.answer_many([(q["question"], q["context"]) for q in questions], model, tokenizer, null_margin=math.inf)
+    scores = qa.squad_evaluate({q["id"]: f["answer"] for q, f in zip(questions, found)}, dev)
+    return {"value": scores["f1"], "exact match": scores["exact_match"], "questions": len(questions)}
 
 
 def retrieval_recall(model, tokenizer, k: int = 5, limit: int | None = None) -> dict:

@@ -676,26 +676,17 @@ def decode_latency(model: nn.Module, prompt_length: int = 128, repeats: int = 5,
     return time_call(step, repeats=repeats, warmup=warmup)
 
 
-def dev_f1(model: nn.Module, tokenizer) -> float:
-    """SQuAD F1 (percent) of a question-answering model on the shipped dev set."""
-    from lmguide import qa, qa_data
-
-    dataset = qa_data.load_split("dev")
-    questions = list(qa_data.iter_questions(dataset))
-    answers = qa.answer_many([(q["question"], q["context"]) for q in questions], model, tokenizer)
-    return qa.squad_evaluate({q["id"]: a["answer"] for q, a in zip(questions, answers)}, dataset)["f1"]
-
-
 def quality(model: nn.Module, tokenizer, kind: str, key: str | None = None) -> dict:
-    """What the results table reports as quality: bits per byte on the whole Austen test split
-    (cached under ``key``) for a causal LM, dev F1 for a question-answering model."""
-    from lmguide import eval as lm_eval
+    """What the results table reports as quality, scored as ``lmguide bench`` scores it (one scorer for
+    the whole workbook): bits per byte on the whole Austen test split (cached under ``key``) for a
+    causal LM, SQuAD dev F1 (always answering) for a question-answering model."""
+    from lmguide import bench
 
     if kind == "question-answering":
-        return {"metric": "dev F1", "value": dev_f1(model, tokenizer), "cached": False}
+        return {"metric": "dev F1", "value": bench.qa_f1(model, tokenizer)["value"], "cached": False}
     with torch.inference_mode():
-        result = lm_eval.split_bits_per_byte(model, tokenizer, "test", key=key)
-    return {"metric": "test bits/byte", "value": result["bits_per_byte"], "cached": result["cached"]}
+        result = bench.austen_bits_per_byte(model, tokenizer, name=key)
+    return {"metric": "test bits/byte", "value": result["value"], "cached": result["cached"]}
 
 
 def measure_precision(name: str, precision: str, with_quality: bool = True, repeats: int = 3,

@@ -535,9 +535,14 @@ def _import_model_code(name: str) -> None:
         pass
 
 
-def train_step(name: str, tokens: int = 64, repeats: int = 3, threads: int = 2) -> dict:
-    """Cost of one full fine-tuning step (forward, loss, backward; all weights trainable) on ``tokens`` tokens
-    of Austen: median seconds and the process's peak RSS. Run it in a fresh process (``measure_isolated``)."""
+LORA_TARGETS = {"GPT2LMHeadModel": ["c_attn", "c_proj"], "LlamaForCausalLM": ["q_proj", "v_proj"]}
+
+
+def train_step(name: str, tokens: int = 64, repeats: int = 3, threads: int = 2, lora: bool = False) -> dict:
+    """Cost of one fine-tuning step (forward, loss, backward) on ``tokens`` tokens of Austen: median
+    seconds and the process's peak RSS. All weights trainable, or with ``lora`` a rank-8 LoRA adapter
+    on the attention projections (:data:`LORA_TARGETS`; the frozen weights then need no gradients,
+    which is most of full fine-tuning's memory). Run it in a fresh process (``measure_isolated``)."""
     import torch
 
     from lmguide import data, load
@@ -545,16 +550,24 @@ def train_step(name: str, tokens: int = 64, repeats: int = 3, threads: int = 2) 
     torch.set_num_threads(threads)
     before = _rss_mib()
     model, tokenizer = load(name)
+    if lora:
+        from lmguide.finetune import add_lora
+
+        targets = LORA_TARGETS.get(type(model).__name__)
+        if targets is None:
+            raise ValueError(f"no LoRA targets known for a {type(model).__name__}; known: {', '.join(LORA_TARGETS)}")
+        model = add_lora(model, targets)
     model.train()
     batch = tokenizer(data.austen("train")[:4000], return_tensors="pt")["input_ids"][:, :tokens]
 
     def step():
         model.zero_grad(set_to_none=False)
-        model(batch, labels=batch).loss.backward()
+        model(input_ids=batch, labels=batch).loss.backward()
 
     timing = time_call(step, repeats=repeats, warmup=1)
-    return {"model": name, "train step s": timing.median, "spread": timing.spread, "tokens": tokens,
-            "peak RSS MiB": _peak_rss_mib(), "training RAM MiB": _peak_rss_mib() - before}
+    return {"model": name, "method": "LoRA" if lora else "full", "train step s": timing.median,
+            "spread": timing.spread, "tokens": tokens, "peak RSS MiB": _peak_rss_mib(),
+            "training RAM MiB": _peak_rss_mib() - before}
 
 
 def _size_on_disk(name: str) -> int:
@@ -727,7 +740,7 @@ def _parser():
     p.add_argument("--quick", action="store_true", help="score quality on a small part of each task (fast, not cached as full)")
     p.add_argument("--extras", action="store_true",
                    help=("also thread scaling, SmolLM2's decode with bf16, int8, onnxruntime and batching, two training steps "
-                         "and the router on every question (about 11 minutes on 2 cores; up to 3 GB of RAM)"))
+                         "and the router on every question (8 to 11 minutes on 2 cores; up to 2 GB of RAM)"))
     p.add_argument("--csv", metavar="OUT", help="write the table as CSV")
     p.add_argument("--json", metavar="OUT", help="write everything measured (machine, bandwidth, table) as JSON")
     p.add_argument("--no-save", action="store_true", help="do not store the results in the user cache")
@@ -748,8 +761,7 @@ def run(names=None, repeats: int = 3, threads: int = 2, new_tokens: int = 32, qu
     if extras:
         from lmguide import export, router, workers
 
-        # each in a fresh process of its own, like the table's rows
-        results["decode variants"] = workers.run(export.decode_variants, repeats=repeats, threads=threads, progress=False)
+        results["decode variants"] = export.decode_variants(repeats=repeats, threads=threads, progress=progress)
         results["thread scaling"] = workers.run(scaling_table, repeats=repeats)
         results["train step"] = [measure_isolated(n, job="train step", repeats=repeats, threads=threads)
                                  for n in ("austen-gpt-small", "smollm2-135m")]

@@ -216,18 +216,22 @@ def onnx_files(name: str, model=None, progress: bool = False) -> dict:
 ENGINES = ("torch fp32", "torch bf16", "torch int8", "ort fp32", "ort int8")
 
 
-def _torch_int8(model):
+def _torch_int8(model, inplace: bool = False):
     """torch's dynamic int8 quantization of every Linear layer (weights int8, per tensor)."""
     import copy
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao
-        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(model if inplace else copy.deepcopy(model), {torch.nn.Linear},
+                                                      dtype=torch.qint8, inplace=inplace)
 
 
-def engines(name: str, model, tokenizer, which=ENGINES):
+def engines(name: str, model, tokenizer, which=ENGINES, inplace: bool = False):
     """Named greedy-decode callables ``f(input_ids, n) -> ids`` for ``model`` in several engines and formats,
-    with the bytes of weights each reads per token and its load (or conversion) seconds."""
+    with the bytes of weights each reads per token and its load (or conversion) seconds.
+
+    The torch conversions work on a copy, unless ``inplace`` (one engine per process: no second copy
+    of the weights in memory)."""
     from lmguide import bench
     from lmguide.sampling import greedy_generate
 
@@ -239,9 +243,9 @@ def engines(name: str, model, tokenizer, which=ENGINES):
         elif kind == "torch bf16":
             import copy
 
-            m = copy.deepcopy(model).to(torch.bfloat16)
+            m = (model if inplace else copy.deepcopy(model)).to(torch.bfloat16)
         elif kind == "torch int8":
-            m = _torch_int8(model)
+            m = _torch_int8(model, inplace)
         elif kind.startswith("ort"):
             files = onnx_files(name, model)
             file = files["fp32" if kind == "ort fp32" else "int8"]
@@ -264,41 +268,57 @@ def engines(name: str, model, tokenizer, which=ENGINES):
     return out
 
 
+def engine_speed(name: str, kind: str, repeats: int = 3, threads: int = 2, new_tokens: int = 24,
+                 batch: int = 1) -> dict:
+    """One engine's decode timing for zoo model ``name``, in this process: load, convert (in place),
+    then a 1-token and a ``new_tokens``-token greedy run of ``batch`` copies of the prompt, interleaved,
+    one warm-up, ``repeats`` timed. Returns the step time (the extra tokens over the extra time, so the
+    prompt does not count) and what the engine reads per step. Call it through :mod:`lmguide.workers`."""
+    from lmguide import bench, load
+
+    if kind not in ENGINES:
+        raise ValueError(f"unknown engine {kind!r}; choose from {', '.join(ENGINES)}")
+    torch.set_num_threads(threads)
+    model, tokenizer = load(name)
+    ids = tokenizer(bench.PROMPT, return_tensors="pt")["input_ids"].repeat(batch, 1)
+    engine = engines(name, model, tokenizer, (kind,), inplace=True)[kind]
+    del model  # an onnxruntime engine holds its own copy of the weights; a torch one keeps its module
+    with torch.inference_mode():
+        timings = bench._interleaved({"first": lambda: engine["generate"](ids, 1),
+                                      "long": lambda: engine["generate"](ids, new_tokens)}, repeats, 1, time.perf_counter)
+    steps = [(b - a) / (new_tokens - 1) for a, b in zip(timings["first"].seconds, timings["long"].seconds)]
+    return {"step s": sorted(steps)[len(steps) // 2], "first token s": timings["first"].median,
+            "weight bytes": engine["weight bytes"], "setup s": engine["setup s"], "size MiB": engine["size MiB"],
+            "peak RSS MiB": bench._peak_rss_mib()}
+
+
 def decode_variants(name: str = "smollm2-135m", repeats: int = 3, threads: int = 2, new_tokens: int = 24,
                     batch: int = 8, progress: bool = True, which=ENGINES) -> list[dict]:
-    """Decode speed of ``name`` in torch fp32/bf16/int8, onnxruntime fp32/int8 and a batch of ``batch``
-    sequences, runs interleaved; each with its bandwidth bound (weight bytes / measured bandwidth)."""
+    """Decode speed of ``name`` in torch fp32/bf16/int8, onnxruntime fp32/int8 and torch fp32 on a batch of
+    ``batch`` sequences; each with its bandwidth bound (bytes it reads per step / measured bandwidth).
+
+    Like the comparison table's rows, each engine is measured in a fresh process of its own
+    (:func:`engine_speed` through :mod:`lmguide.workers`), one after another: one copy of the
+    weights in memory at a time, and each engine's peak memory its own.
+    """
     from tqdm.auto import tqdm
 
-    from lmguide import bench, load
-    from lmguide.sampling import greedy_generate
+    from lmguide import bench, workers
 
-    torch.set_num_threads(threads)
-    # bandwidth first, while the process is small: its buffers are gone before the engines load
+    unknown = [kind for kind in which if kind not in ENGINES]
+    if unknown:
+        raise ValueError(f"unknown engine {unknown[0]!r}; choose from {', '.join(ENGINES)}")
     bandwidth = bench.memory_bandwidth()
-    model, tokenizer = load(name)
-    ids = tokenizer(bench.PROMPT, return_tensors="pt")["input_ids"]
-    found = engines(name, model, tokenizer, which)
-    batch_ids = ids.repeat(batch, 1)
-    found[f"torch fp32, batch {batch}"] = {"generate": lambda i, n: greedy_generate(model, batch_ids, n),
-                                           "weight bytes": bench.weight_bytes(model), "setup s": 0.0,
-                                           "size MiB": float("nan"), "sequences": batch}
+    bench.release_memory()  # hand the copy's buffers back before the engines load
+    jobs = [(kind, kind, 1) for kind in which] + [(f"torch fp32, batch {batch}", "torch fp32", batch)]
     rows = []
-    with torch.inference_mode():
-        calls = {}
-        for kind, e in found.items():
-            calls[kind + " first"] = (lambda g=e["generate"]: g(ids, 1))
-            calls[kind + " long"] = (lambda g=e["generate"]: g(ids, new_tokens))
-        timings = bench._interleaved(calls, repeats, 1, time.perf_counter)
-    for kind, e in tqdm(found.items(), desc="decode variants", disable=not progress):
-        steps = [(b - a) / (new_tokens - 1) for a, b in zip(timings[kind + " first"].seconds,
-                                                             timings[kind + " long"].seconds)]
-        step = sorted(steps)[len(steps) // 2]
-        sequences = e.get("sequences", 1)
-        bound = bench.decode_bound(e["weight bytes"], bandwidth["GB/s"])
-        rows.append({"engine": kind, "weights MiB": e["weight bytes"] / 2**20, "step ms": 1000 * step,
-                     "tokens/s": sequences / step, "bound tokens/s": bound * sequences,
-                     "% of bound": 100 * (1 / step) / bound,  # steps/s vs reads of the weights/s
-                     "first token ms": 1000 * timings[kind + " first"].median, "setup s": e["setup s"],
-                     "file MiB": e["size MiB"]})
+    for label, kind, sequences in tqdm(jobs, desc="decode variants", disable=not progress):
+        r = workers.run(engine_speed, name, kind, repeats=repeats, threads=threads, new_tokens=new_tokens,
+                        batch=sequences)
+        bound = bench.decode_bound(r["weight bytes"], bandwidth["GB/s"])
+        rows.append({"engine": label, "weights MiB": r["weight bytes"] / 2**20, "step ms": 1000 * r["step s"],
+                     "tokens/s": sequences / r["step s"], "bound tokens/s": bound * sequences,
+                     "% of bound": 100 * (1 / r["step s"]) / bound,  # steps/s vs reads of the weights/s
+                     "first token ms": 1000 * r["first token s"], "setup s": r["setup s"], "file MiB": r["size MiB"],
+                     "peak RSS MiB": r["peak RSS MiB"]})
     return rows

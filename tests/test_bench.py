@@ -255,3 +255,11 @@ def test_recommend_filters_by_need_and_says_why():
     assert "tokens/s" in slow.loc["big-lm", "why"]
     with pytest.raises(ValueError, match="need must be one of"):
         bench.recommend(_measured(), "sing", 1, 1)
+
+
+def test_train_step_full_and_lora():
+    full = bench.train_step("austen-gpt-small", tokens=16, repeats=1)
+    lora = bench.train_step("austen-gpt-small", tokens=16, repeats=1, lora=True)
+    assert (full["method"], lora["method"]) == ("full", "LoRA")
+    assert full["train step s"] > 0 and lora["train step s"] > 0 and full["tokens"] == 16
+    assert full["peak RSS MiB"] >= full["training RAM MiB"]

@@ -53,3 +53,17 @@ def test_unknown_engine_is_one_sentence(tiny):
     model, _ = tiny
     with pytest.raises(ValueError, match="unknown engine"):
         export.engines("tiny", model, None, which=("tensorrt",))
+
+
+def test_decode_variants_measure_each_engine_in_its_own_process():
+    rows = {r["engine"]: r for r in export.decode_variants("austen-gpt-small", repeats=1, new_tokens=3, batch=2,
+                                                           progress=False, which=("torch fp32", "torch bf16"))}
+    assert list(rows) == ["torch fp32", "torch bf16", "torch fp32, batch 2"]
+    assert rows["torch bf16"]["weights MiB"] == pytest.approx(rows["torch fp32"]["weights MiB"] / 2, rel=0.01)
+    assert all(r["tokens/s"] > 0 and r["bound tokens/s"] > 0 for r in rows.values())
+    batch = rows["torch fp32, batch 2"]
+    assert batch["tokens/s"] == pytest.approx(2000 / batch["step ms"])  # two sequences per step
+    # each engine's process held one copy of the weights: not the test process's memory
+    assert all(r["peak RSS MiB"] > 0 for r in rows.values())
+    with pytest.raises(ValueError, match="unknown engine 'tensorrt'"):
+        export.decode_variants("austen-gpt-small", repeats=1, new_tokens=3, progress=False, which=("tensorrt",))

@@ -205,8 +205,9 @@ def test_start_here_runs_clean_in_the_browser(lab, page):
     shoot(page, page.locator(".jp-Cell").nth(3), "00_start_here.png")
 
 
-@pytest.mark.xfail(reason="not yet passing: its first full run on the real notebook 02 failed and the cause is not found "
-                          "yet (the same steps pass on a small notebook); see the closing note", strict=False)
+@pytest.mark.xfail(reason="flaky: passes alone on a quiet 2-core machine (143 s, session 6) but failed in full CI "
+                          "runs while other jobs shared the cores; the cause (a wait that times out under load?) "
+                          "is not proven yet; see the closing notes", strict=False)
 def test_generation_notebook_widget_reacts_and_figures_show(lab, page):
     url, token = lab
     cells = run_all(page, url, token, NOTEBOOKS[1])

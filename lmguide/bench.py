@@ -535,13 +535,10 @@ def _import_model_code(name: str) -> None:
         pass
 
 
-LORA_TARGETS = {"GPT2LMHeadModel": ["c_attn", "c_proj"], "LlamaForCausalLM": ["q_proj", "v_proj"]}
-
-
 def train_step(name: str, tokens: int = 64, repeats: int = 3, threads: int = 2, lora: bool = False) -> dict:
     """Cost of one fine-tuning step (forward, loss, backward) on ``tokens`` tokens of Austen: median
     seconds and the process's peak RSS. All weights trainable, or with ``lora`` a rank-8 LoRA adapter
-    on the attention projections (:data:`LORA_TARGETS`; the frozen weights then need no gradients,
+    on the attention projections (``finetune.LORA_TARGETS``; the frozen weights then need no gradients,
     which is most of full fine-tuning's memory). Run it in a fresh process (``measure_isolated``)."""
     import torch
 
@@ -551,11 +548,12 @@ def train_step(name: str, tokens: int = 64, repeats: int = 3, threads: int = 2, 
     before = _rss_mib()
     model, tokenizer = load(name)
     if lora:
-        from lmguide.finetune import add_lora
+        from lmguide.finetune import LORA_TARGETS, add_lora
 
-        targets = LORA_TARGETS.get(type(model).__name__)
+        targets = LORA_TARGETS.get(model.config.model_type)
         if targets is None:
-            raise ValueError(f"no LoRA targets known for a {type(model).__name__}; known: {', '.join(LORA_TARGETS)}")
+            raise ValueError(f"no LoRA targets known for a {model.config.model_type} model; "
+                             f"known: {', '.join(LORA_TARGETS)}")
         model = add_lora(model, targets)
     model.train()
     batch = tokenizer(data.austen("train")[:4000], return_tensors="pt")["input_ids"][:, :tokens]

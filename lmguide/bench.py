@@ -603,8 +603,8 @@ def measure_isolated(name: str, job: str = "measure", **options) -> dict:
 
     try:
         return workers.run(measure if job == "measure" else train_step, name, **options)
-    except RuntimeError as exc:
-        raise RuntimeError(f"measuring {name} failed: {str(exc).split(' failed: ', 1)[-1]}") from None
+    except workers.JobError as exc:
+        raise RuntimeError(f"measuring {name} failed: {exc.reason}") from None
 
 
 def table(names=None, repeats: int = 3, threads: int = 2, quick: bool = False, progress: bool = True,

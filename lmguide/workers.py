@@ -8,7 +8,7 @@ back its result and exits. Where ``os.fork`` does not exist (Windows) each job g
 interpreter instead: slower, same results.
 
 A job's output and warnings go to a log file, not to the caller's (a notebook's stderr stays
-clean); a failure comes back as one ``RuntimeError`` naming what went wrong.
+clean); a failure comes back as one :class:`JobError` (a ``RuntimeError``) naming what went wrong.
 """
 from __future__ import annotations
 
@@ -27,6 +27,14 @@ PRELOAD = ("torch", "transformers", "transformers.models.gpt2.modeling_gpt2",
 
 _zygote = None
 _lock = threading.Lock()
+
+
+class JobError(RuntimeError):
+    """A job that failed in its process; ``reason`` is the one sentence saying why."""
+
+    def __init__(self, function, reason: str):
+        super().__init__(f"{getattr(function, '__qualname__', function)} in a fresh process failed: {reason}")
+        self.reason = reason
 
 
 def _send(stream, obj) -> None:
@@ -171,5 +179,5 @@ def run(function, *args, **kwargs):
     finally:
         os.unlink(log_file)
     if status != "ok":
-        raise RuntimeError(f"{getattr(function, '__qualname__', function)} in a fresh process failed: {value}")
+        raise JobError(function, value)
     return value

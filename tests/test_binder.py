@@ -54,12 +54,22 @@ def test_test_extras_carry_the_course_tools():
         assert tool in extras
 
 
+BADGE = re.compile(r"\[!\[[^\]]*\]\(https://mybinder\.org/badge_logo\.svg\)\]\((https://mybinder\.org/v2/gh/[^)\s]+)\)")
+
+
 def test_binder_opens_the_first_notebook():
     start = "/lab/tree/notebooks/00_start_here.ipynb"
     assert start in (BINDER / "postBuild").read_text()
-    badge = (BINDER / "README.md").read_text()
-    assert "urlpath=lab/tree/notebooks/00_start_here.ipynb" in badge
     assert (ROOT / "notebooks" / "00_start_here.ipynb").exists()
+
+
+def test_every_badge_launches_the_repository_pyproject_names_on_the_first_notebook():
+    repo = pyproject()["project"]["urls"]["Repository"]
+    owner_name = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+)", repo).group(1)
+    expected = f"https://mybinder.org/v2/gh/{owner_name}/HEAD?urlpath=lab/tree/notebooks/00_start_here.ipynb"
+    for readme in (ROOT / "README.md", BINDER / "README.md", ROOT / "docs" / "teaching.md"):
+        links = BADGE.findall(readme.read_text())
+        assert links == [expected], f"{readme.relative_to(ROOT)}: Binder badge {links} should be [{expected}]"
 
 
 @pytest.fixture(scope="module")

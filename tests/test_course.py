@@ -1,7 +1,9 @@
 """nbgrader assignments made from the notebooks (lmguide.course) and the HTML export.
 
 Every notebook is checked structurally (each exercise is a graded pair whose reference answer
-passes the exercise's own check); notebook 00 is released and autograded for real.
+passes the exercise's own check), released by nbgrader (the release is the notebook with only the
+answers blanked), and its graded cells are autograded by nbgrader; notebook 00 is released and
+autograded whole, as a blank, a full and a one-wrong-answer hand-in.
 """
 import json
 import os
@@ -215,3 +217,102 @@ def test_html_export_writes_every_notebook_and_an_index(tmp_path):
                    for o in c.get("outputs", []))
         assert page.count("data:image/png;base64") >= pngs  # figures are embedded, not linked
 
+
+
+# --- every notebook: the whole student release, and its exercises autograded for real ------------
+# Releasing and autograding all nine notebooks whole would run each one three more times (about
+# 40 minutes on 2 cores) on top of the nbval run that already executes every original notebook. So
+# for every notebook: the real release is checked to be the original with only the answers blanked
+# (nothing outside an exercise can break), and the graded cells, behind the notebook's own first
+# cell, are released and autograded by nbgrader. Notebook 00 runs whole above.
+@pytest.fixture(scope="module")
+def released(course_dir):
+    nbgrader(course_dir, "generate_assignment", "*", "--force")
+    return {p.stem: json.loads((course_dir / "release" / p.stem / p.name).read_text()) for p in NOTEBOOKS}
+
+
+def _names(tree, kinds):
+    import ast
+
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, kinds)} | \
+        ({n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)} if ast.Store in kinds else set())
+
+
+def _parse(code):
+    import ast
+
+    # cell magics and shell lines are not Python; drop them before parsing
+    return ast.parse("\n".join(l for l in code.splitlines() if not l.lstrip().startswith(("%", "!"))))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_release_is_the_notebook_with_only_the_answers_blanked(released, course_dir, path):
+    import ast
+
+    release, source_nb = released[path.stem], assignment(course_dir, path.stem)
+    original = [source(c) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    assert "BEGIN SOLUTION" not in json.dumps(release)
+    answers = [c for c, m in nbgrader_cells(release) if m["solution"]]
+    assert answers and all(course.CODE_STUB in source(c) for c in answers)
+    assert len(answers) == len([1 for _, m in nbgrader_cells(source_nb) if m["grade"]])
+    # walking the release in order: a lesson cell must not read a name whose latest definition is a
+    # blank answer cell's (answer, the learner's functions): those are Ellipsis or stubs in a release
+    from_answers, stubs = set(), 0
+    for cell in release["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        tree, code = _parse(source(cell)), source(cell)
+        stored = _names(tree, (ast.Store,))
+        if cell["metadata"].get("nbgrader", {}).get("solution"):
+            from_answers |= stored
+            stubs += 1
+            continue
+        if "nbgrader" in cell["metadata"]:
+            continue  # a locked test cell reads answer: that is its job
+        # the release runs the same code nbval runs (or that cell less a line that revealed an answer)
+        assert any(_kept_lines(code, o) for o in original), f"{path.stem}: not in the notebook: {code[:300]}"
+        used = (_names(tree, (ast.Load,)) - stored) & from_answers
+        assert not used, f"{path.stem}: a lesson cell reads {used}, which a blank exercise answer defines"
+        from_answers -= stored
+    assert stubs == len(answers)
+
+
+def _kept_lines(code, original):
+    """Whether code is original with zero or more whole lines left out."""
+    lines = iter(original.splitlines())
+    return bool(code.strip()) and all(any(line == o for o in lines) for line in code.splitlines())
+
+
+def _exercises_only(nb):
+    """The notebook's first code cell (imports, seeds, threads), then its graded cells."""
+    first = next(c for c in nb["cells"] if c["cell_type"] == "code" and "nbgrader" not in c["metadata"])
+    out = json.loads(json.dumps(nb))
+    out["cells"] = [first] + [c for c in out["cells"] if "nbgrader" in c["metadata"]]
+    return out
+
+
+def test_every_notebooks_exercises_autograde_and_one_wrong_answer_loses_only_its_points(course_dir, tmp_path):
+    from nbgrader.api import Gradebook
+
+    quiz = tmp_path / "quiz"
+    quiz.mkdir()
+    shutil.copy(course_dir / "nbgrader_config.py", quiz)
+    expected = {}
+    for path in NOTEBOOKS:
+        nb = _exercises_only(assignment(course_dir, path.stem))
+        (quiz / "source" / path.stem).mkdir(parents=True)
+        (quiz / "source" / path.stem / path.name).write_text(json.dumps(nb))
+        tests = [m for _, m in nbgrader_cells(nb) if m["grade"]]
+        wrong = tests[len(expected) % len(tests)]  # a different exercise position in each notebook
+        expected[path.stem] = ({m["grade_id"]: 0 if m is wrong else m["points"] for m in tests}, wrong)
+        hand_in = quiz / "submitted" / "student" / path.stem
+        hand_in.mkdir(parents=True)
+        (hand_in / path.name).write_text(json.dumps(_with_wrong_answer(nb, wrong["grade_id"])))
+    nbgrader(quiz, "generate_assignment", "*", "--force")
+    nbgrader(quiz, "autograde", "*")
+    with Gradebook(f"sqlite:///{quiz / 'gradebook.db'}") as gb:
+        for stem, (grades, wrong) in expected.items():
+            sub = gb.find_submission(stem, "student")
+            got = {g.name: g.score for nb in sub.notebooks for g in nb.grades}
+            assert got == grades, f"{stem}: {wrong['grade_id']} was answered wrong; grades {got}"
+            assert sub.score == sum(grades.values()) and sub.max_score == sub.score + wrong["points"]

@@ -141,7 +141,9 @@ def main(argv=None) -> int:
     prep = msub.add_parser("prepare", help="one-time conversion and verification of every model")
     prep.add_argument("--force", action="store_true", help="redo conversions even if cached")
     prep.add_argument("--no-measure", dest="measure", action="store_false",
-                      help="skip measuring the held-out bits per byte the notebooks read (cached after the first run)")
+                      default=os.environ.get("LMGUIDE_NO_MEASURE", "") in ("", "0"),
+                      help="skip measuring the held-out bits per byte the notebooks read (cached after the first "
+                           "run; a notebook that needs one measures it then); LMGUIDE_NO_MEASURE=1 does the same")
     prep.set_defaults(func=_prepare)
     lst = msub.add_parser("list", help="print the zoo table")
     lst.add_argument("--csv", action="store_true", help="as CSV (every column)")

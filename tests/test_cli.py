@@ -1,3 +1,5 @@
+import pytest
+
 from lmguide import cli, zoo
 
 
@@ -18,6 +20,14 @@ def test_models_prepare_is_idempotent(capsys):
     assert out.count(": ok") == len(zoo.names())
     lms = [n for n, e in zoo.ENTRIES.items() if e.kind == "causal-lm" and not e.parent]
     assert out.count("on the whole test split (cached)") == len(lms)  # the notebooks' figures, made once
+
+
+@pytest.mark.parametrize("flag, env, measured", [([], "", True), (["--no-measure"], "", False),
+                                                 ([], "1", False), ([], "0", True)])
+def test_held_out_measurement_is_skipped_by_the_flag_or_the_environment(capsys, monkeypatch, flag, env, measured):
+    monkeypatch.setenv("LMGUIDE_NO_MEASURE", env)
+    assert cli.main(["models", "prepare", *flag]) == 0
+    assert ("on the whole test split" in capsys.readouterr().out) == measured
 
 
 def test_doctor_reports_offline_and_all_models(capsys):

@@ -10,8 +10,9 @@ The pieces the article's Trainer snippet leaves out, each one line here:
 
 ``add_lora`` wraps a model with peft's LoRA and checks how many layers it wrapped (peft skips
 target names that match nothing without a word). ``step_cost`` times one optimizer step and
-accounts for its memory; ``python -m lmguide.finetune measure ...`` does the same in a fresh
-process and adds its peak RSS, for models too big to fine-tune inside a notebook.
+accounts for its memory; ``measure_in_subprocess`` does the same in a fresh process
+(``lmguide.workers``) and adds that process's peak RSS, for models too big to fine-tune inside a
+notebook.
 """
 from __future__ import annotations
 
@@ -319,28 +320,28 @@ def compare_step_costs(setups: dict, repeats: int = 3, warmup: int = 1) -> "pd.D
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def measure_in_subprocess(model_name: str, mode: str, batch_size: int, seq_len: int, repeats: int = 3,
-                          timeout: float = 900) -> dict:
-    """``step_cost`` for a zoo model in a fresh Python process, plus that process's peak RSS (MiB).
+def measure_in_subprocess(model_name: str, mode: str, batch_size: int, seq_len: int, repeats: int = 3) -> dict:
+    """``step_cost`` for a zoo model in a fresh process of its own (``lmguide.workers``), plus that
+    process's peak RSS (MiB).
 
     For a step too big to take inside a notebook's memory budget (full fine-tuning of
     SmolLM2 in fp32 with AdamW needs about 4 x its 538 MB of weights).
     """
-    import subprocess
-    import sys
+    from lmguide import workers
 
-    cmd = [sys.executable, "-m", "lmguide.finetune", "measure", model_name, mode,
-           str(batch_size), str(seq_len), str(repeats)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"measuring {model_name} {mode} failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    if mode not in ("full", "lora"):
+        raise ValueError(f"mode must be 'full' or 'lora' (got {mode!r})")
+    try:
+        return workers.run(_measure_step, model_name, mode, batch_size, seq_len, repeats)
+    except workers.JobError as exc:
+        raise RuntimeError(f"measuring {model_name} {mode} failed: {exc.reason}") from None
 
 
 LORA_TARGETS = {"gpt2": ["c_attn", "c_proj"], "llama": ["q_proj", "v_proj"]}
 
 
-def _measure_main(model_name: str, mode: str, batch_size: str, seq_len: str, repeats: str) -> None:
+def _measure_step(model_name: str, mode: str, batch_size: int, seq_len: int, repeats: int) -> dict:
+    """In the measuring process: one model, one mode, its step cost and this process's peak RSS."""
     import resource
 
     import lmguide
@@ -349,21 +350,10 @@ def _measure_main(model_name: str, mode: str, batch_size: str, seq_len: str, rep
     model, _ = lmguide.load(model_name)
     if mode == "lora":
         model = add_lora(model, LORA_TARGETS[model.config.model_type])
-    elif mode != "full":
-        raise SystemExit(f"mode must be 'full' or 'lora' (got {mode!r})")
     gen = torch.Generator().manual_seed(0)
-    batch = torch.randint(0, model.config.vocab_size, (int(batch_size), int(seq_len)), generator=gen)
+    batch = torch.randint(0, model.config.vocab_size, (batch_size, seq_len), generator=gen)
     t0 = time.perf_counter()
-    cost = step_cost(model, batch, repeats=int(repeats))
-    cost.update(model=model_name, mode=mode, batch=int(batch_size), seq=int(seq_len),
-                wall_s=time.perf_counter() - t0,
+    cost = step_cost(model, batch, repeats=repeats)
+    cost.update(model=model_name, mode=mode, batch=batch_size, seq=seq_len, wall_s=time.perf_counter() - t0,
                 peak_rss_MiB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    print(json.dumps(cost))
-
-
-if __name__ == "__main__":
-    import sys
-
-    if len(sys.argv) != 7 or sys.argv[1] != "measure":
-        raise SystemExit("usage: python -m lmguide.finetune measure MODEL full|lora BATCH SEQ REPEATS")
-    _measure_main(*sys.argv[2:])
+    return cost

@@ -121,9 +121,13 @@ def test_compare_step_costs_has_a_row_per_setup_and_trains():
 
 
 def test_measure_in_subprocess_reports_peak_rss():
-    result = finetune.measure_in_subprocess("austen-gpt-small", "lora", 1, 8, repeats=1, timeout=600)
+    result = finetune.measure_in_subprocess("austen-gpt-small", "lora", 1, 8, repeats=1)
     assert result["trainable"] == 56_320 and result["model"] == "austen-gpt-small"
     assert result["peak_rss_MiB"] > result["total MiB"] > 0
+    with pytest.raises(ValueError, match="mode must be 'full' or 'lora'"):
+        finetune.measure_in_subprocess("austen-gpt-small", "half", 1, 8)
+    with pytest.raises(RuntimeError, match="measuring no-such-model full failed: .*no-such-model"):
+        finetune.measure_in_subprocess("no-such-model", "full", 1, 8, repeats=1)
 
 
 def test_support_data_splits_are_whole_disjoint_documents():

@@ -58,7 +58,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--costs", action="store_true", help="also measure full vs LoRA step cost")
     parser.add_argument("--costs-only", action="store_true",
-                        help="only measure the step costs (fresh processes, in parallel) into OUT/step_cost.json")
+                        help="only measure the step costs (a fresh process each, in turn) into OUT/step_cost.json")
     parser.add_argument("--register-only", action="store_true",
                         help="rewrite README.md and zoo.json from an earlier run's training.json "
                              "(adding OUT/step_cost.json from --costs-only to it)")
@@ -145,16 +145,11 @@ def main(argv=None) -> dict:
 
 
 def measure_costs() -> dict:
-    """One AdamW step of the parent, LoRA (q_proj, v_proj) and full, each in a fresh process, run side by side."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """One AdamW step of the parent, LoRA (q_proj, v_proj) and full, each in a fresh process, one after the other."""
     from lmguide import finetune
 
     print(f"measuring one LoRA and one full training step of {COST_MODEL}, each in a fresh process", flush=True)
-    with ThreadPoolExecutor(2) as pool:
-        futures = {mode: pool.submit(finetune.measure_in_subprocess, COST_MODEL, mode, *COST_SHAPE, 3, 3600)
-                   for mode in ("lora", "full")}
-        return {mode: f.result() for mode, f in futures.items()}
+    return {mode: finetune.measure_in_subprocess(COST_MODEL, mode, *COST_SHAPE, 3) for mode in ("lora", "full")}
 
 
 def register(out: Path, r: dict) -> None:
@@ -178,7 +173,7 @@ def write_card(out: Path, r: dict) -> None:
     if "step cost" in r:
         made = f"\nMeasured with `{r['step cost command']}`.\n" if "step cost command" in r else ""
         cost = ("\n## One training step of SmolLM2-135M (batch %d x %d tokens, AdamW, fresh process each)\n" % COST_SHAPE + made +
-                "\nThe two processes ran side by side on a shared machine: compare them with each other, "
+                "\nThe two processes ran one after the other on the same machine: compare them with each other, "
                 "not with timings from elsewhere.\n\n"
                 "| | trainable | s/step (median) | peak RSS MiB | tensor account MiB |\n|---|---|---|---|---|\n"
                 + "\n".join(f"| {m} | {c['trainable']:,} | {c['s/step']:.2f} | {c['peak_rss_MiB']:.0f} | {c['total MiB']:.0f} |"

@@ -76,7 +76,14 @@ fi
 
 case "$action" in
     setup) ;;
-    lab) exec "$VENV/bin/jupyter" lab notebooks/00_start_here.ipynb "$@" ;;
+    lab)
+        # Jupyter refuses to start as root (a lab image or container often is) unless told it may
+        root=()
+        if [ "$(id -u)" = 0 ]; then
+            echo "note: running as root (a container?): starting JupyterLab with --allow-root"
+            root=(--allow-root)
+        fi
+        exec "$VENV/bin/jupyter" lab notebooks/00_start_here.ipynb ${root[@]+"${root[@]}"} "$@" ;;
     test)
         # Prove "offline": run the suite in a network namespace with only loopback up
         # (kernels talk over 127.0.0.1). Falls back to plain offline mode where

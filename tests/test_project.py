@@ -50,3 +50,46 @@ def test_import_is_light_and_every_module_is_reachable_from_the_package():
     modules = {p.stem for p in (ROOT / "lmguide").glob("*.py")} - {"__init__", "__main__", "cli", "rdata"}
     reachable = set(ast.literal_eval(out.stdout))
     assert modules <= reachable, modules - reachable
+
+
+def test_readme_lab_line_serves_the_first_notebook(tmp_path):
+    """The first Quickstart line, as written, with server options after it: the set-up step runs
+    (idempotent here), JupyterLab starts on loopback (as root too) and serves notebook 00."""
+    import json
+    import os
+    import socket
+    import time
+    import urllib.request
+
+    venv = Path(sys.prefix)
+    if not (venv / ".lmguide-installed").is_file():
+        import pytest
+
+        pytest.skip("the tests run outside a venv the Quickstart made (its lab line would install one)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, LMGUIDE_VENV=str(venv), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"))
+    line = quickstart_lines()[0].split("#")[0].split()
+    log = open(tmp_path / "lab.log", "w")
+    server = subprocess.Popen([*line, "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+                               "--ServerApp.token=quickstart-test"], cwd=ROOT, env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
+    try:
+        deadline, notebook = time.monotonic() + 300, None
+        while notebook is None and server.poll() is None and time.monotonic() < deadline:
+            try:
+                url = f"http://127.0.0.1:{port}/api/contents/00_start_here.ipynb?content=0&token=quickstart-test"
+                notebook = json.load(urllib.request.urlopen(url, timeout=5))
+            except OSError:
+                time.sleep(1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    output = (tmp_path / "lab.log").read_text()
+    assert notebook is not None, f"the lab line did not serve notebook 00:\n{output[-3000:]}"
+    assert notebook["name"] == "00_start_here.ipynb" and notebook["type"] == "notebook"
+    if getattr(os, "getuid", lambda: 1)() == 0:
+        assert "--allow-root" in output

@@ -303,6 +303,21 @@ def to_assignment(nb: dict, name: str) -> tuple[dict, list[Exercise]]:
     return out, found
 
 
+SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
+
+
+def with_wrong_answer(nb: dict, grade_id: str) -> dict:
+    """A copy of an assignment notebook whose answer to ``grade_id`` is that exercise's ``wrong_example``
+    (a hand-in that must lose exactly that exercise's points)."""
+    nb = copy.deepcopy(nb)
+    for cell in nb["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == grade_id + "-answer":
+            source = "".join(cell["source"])
+            var = re.search(r"(\w+) = lg\.exercises\.get", source).group(1)
+            cell["source"] = SOLUTION_REGION.sub(f"answer = {var}.wrong_example\n", source)
+    return nb
+
+
 def init_course(dest, notebooks=None, course_id: str = "lmguide", timeout: int = EXECUTE_TIMEOUT,
                 force: bool = False) -> list[dict]:
     """Write an nbgrader course folder: ``nbgrader_config.py`` and ``source/<stem>/<stem>.ipynb``.

@@ -20,7 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 
 
 def nbgrader(course, *args):
@@ -33,16 +32,6 @@ def nbgrader(course, *args):
 
 def graded(nb):
     return [c["metadata"]["nbgrader"] for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")]
-
-
-def with_wrong_answer(nb, grade_id):
-    nb = json.loads(json.dumps(nb))
-    for cell in nb["cells"]:
-        if cell["metadata"].get("nbgrader", {}).get("grade_id") == grade_id + "-answer":
-            source = "".join(cell["source"])
-            var = re.search(r"(\w+) = lg\.exercises\.get", source).group(1)
-            cell["source"] = REGION.sub(f"answer = {var}.wrong_example\n", source)
-    return nb
 
 
 def blank_problems(ran):
@@ -77,7 +66,7 @@ def main(argv=None) -> int:
         wrong = graded(source)[i % len(graded(source))]
         expected[path.stem] = (graded(source), wrong)
         release = json.loads((out / "release" / path.stem / path.name).read_text())
-        for student, nb in (("blank", release), ("onewrong", with_wrong_answer(source, wrong["grade_id"]))):
+        for student, nb in (("blank", release), ("onewrong", course.with_wrong_answer(source, wrong["grade_id"]))):
             folder = out / "submitted" / student / path.stem
             folder.mkdir(parents=True, exist_ok=True)
             (folder / path.name).write_text(json.dumps(nb))

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 NB00 = "00_start_here"
 NBGRADER_TIMEOUT_S = 3600  # a hang guard: notebook 00 runs in about a minute on a quiet 2-core machine
-REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
+REGION = course.SOLUTION_REGION
 
 
 def source(cell):
@@ -137,22 +137,13 @@ def graded(course_dir):
     tests = [m for _, m in nbgrader_cells(nb) if m["grade"]]
     wrong = tests[-1]
     submissions = {"blank": json.loads(release.read_text()), "full": nb,
-                   "onewrong": _with_wrong_answer(nb, wrong["grade_id"])}
+                   "onewrong": course.with_wrong_answer(nb, wrong["grade_id"])}
     for student, notebook in submissions.items():
         folder = course_dir / "submitted" / student / NB00
         folder.mkdir(parents=True)
         (folder / f"{NB00}.ipynb").write_text(json.dumps(notebook))
     nbgrader(course_dir, "autograde", NB00)
     return tests, wrong
-
-
-def _with_wrong_answer(nb, grade_id):
-    nb = json.loads(json.dumps(nb))
-    for cell in nb["cells"]:
-        if cell["metadata"].get("nbgrader", {}).get("grade_id") == grade_id + "-answer":
-            var = re.search(r"(\w+) = lg\.exercises\.get", source(cell)).group(1)
-            cell["source"] = REGION.sub(f"answer = {var}.wrong_example\n", source(cell))
-    return nb
 
 
 def test_the_student_release_runs_offline_with_only_the_checks_failing(course_dir, graded):
@@ -300,7 +291,7 @@ def test_every_notebooks_exercises_autograde_and_one_wrong_answer_loses_only_its
         expected[path.stem] = ({m["grade_id"]: 0 if m is wrong else m["points"] for m in tests}, wrong)
         hand_in = quiz / "submitted" / "student" / path.stem
         hand_in.mkdir(parents=True)
-        (hand_in / path.name).write_text(json.dumps(_with_wrong_answer(nb, wrong["grade_id"])))
+        (hand_in / path.name).write_text(json.dumps(course.with_wrong_answer(nb, wrong["grade_id"])))
     nbgrader(quiz, "generate_assignment", "*", "--force")
     nbgrader(quiz, "autograde", "*")
     with Gradebook(f"sqlite:///{quiz / 'gradebook.db'}") as gb:

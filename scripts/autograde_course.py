@@ -11,7 +11,6 @@ points. Prints one line per notebook and exits 1 if any is wrong.
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile

@@ -4,31 +4,18 @@ Notebooks do ``import lmguide as lg`` and then ``lg.setup()``. Importing changes
 global state; ``setup()`` does (seeds, threads, quiet loading bars) and says so.
 ``lg.load(name_or_folder)`` is the one loader for every model in the zoo.
 
-Where each notebook's code lives (lessons are flat modules named by topic):
+Where each notebook's code lives is :data:`NOTEBOOKS` (the one map; the README's table is
+checked against it). Modules come in layers, and imports only go down:
 
-    notebook                       lesson modules                      exercises
-    00_start_here                  zoo (plumbing), sampling, eval,     exercise_bank/nb00.py
-                                   embeddings
-    01_transformer_architecture    tokenizers (BPE, train_bpe),        exercise_bank/nb01.py
-                                   attention, params
-    02_llm_generation              sampling, eval (bits per byte),     exercise_bank/nb02.py
-                                   bench (timing)
-    03_slm_embeddings_and_qa       embeddings, search, qa (spans,      exercise_bank/nb03.py
-                                   metrics, labels), qa_pipeline
-    04_fine_tuning                 finetune (Trainer helpers), lora    exercise_bank/nb04.py
-                                   (LoRA for Linear and Conv1D)
-    05_quantization                quantize (int8/int4, GGUF blocks,   exercise_bank/nb05.py
-                                   QuantLinear, save/load, measuring)
-    06_distillation                distill (KD loss, student init)     exercise_bank/nb06.py
-    07_choosing_llm_vs_slm         bench (the comparison table,        exercise_bank/nb07.py
-                                   bandwidth bound), export (ONNX),
-                                   router
-    08_responsible_use             probes (memorization, canaries,     exercise_bank/nb08.py
-                                   log-prob probes, ROC AUC)
+    plumbing      _util (shared helpers), zoo, data, qa_data, workers
+    lessons       one flat module per topic, named by it (the code a notebook teaches);
+                  each imports plumbing and earlier lessons only
+    measurement   measure/ (quality scores, table rows, the comparison table, decode engines,
+                  precisions, ``lmguide bench``): imports lessons, never imported by them
+    front ends    cli, plots, widgets, exercises + exercise_bank/, course, recipes/
 
-Plumbing: zoo (models, variants, the loader), data (Austen corpus), qa_data (QA files),
-bench (timing, ``lmguide bench``), workers (a fresh process per measurement), plots, widgets,
-exercises, cli. Recipes that made the shipped models:
+Any notebook may use plumbing and front ends (:data:`SHARED`); everything else it calls
+is in its row of :data:`NOTEBOOKS`. Recipes that made the shipped models live in
 ``lmguide/recipes/`` (``python -m lmguide.recipes.NAME``; see its docstring).
 """
 from __future__ import annotations
@@ -36,13 +23,30 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from lmguide import data, exercises, zoo  # noqa: E402  (light modules: no torch at import)
+from lmguide._util import capture_warnings, release_memory  # noqa: E402  (for learners: lg.release_memory())
 from lmguide.zoo import load  # noqa: E402
+
+# notebook -> the modules that hold its code (lessons first, then what measures them)
+NOTEBOOKS = {
+    "00_start_here": ("zoo", "sampling", "eval", "timing", "embeddings"),
+    "01_transformer_architecture": ("tokenization", "attention", "params"),
+    "02_llm_generation": ("sampling", "eval", "timing"),
+    "03_slm_embeddings_and_qa": ("embeddings", "search", "qa", "qa_pipeline", "timing"),
+    "04_fine_tuning": ("finetune", "lora", "sampling", "eval"),
+    "05_quantization": ("quantize", "gguf_blocks", "timing", "embeddings", "measure.precision", "measure.quality"),
+    "06_distillation": ("distill", "eval", "timing", "recipes.distilled_austen", "recipes.distributed"),
+    "07_choosing_llm_vs_slm": ("hardware", "export", "engines", "router", "timing", "sampling",
+                               "measure.quality", "measure.table", "measure.rows", "measure.decode"),
+    "08_responsible_use": ("probes", "sampling", "qa", "search"),
+}
+# what every notebook may use: plumbing and front ends
+SHARED = ("zoo", "data", "qa_data", "workers", "plots", "widgets", "exercises")
 
 # The other modules import torch or transformers, so they load on first use: ``lg.qa``,
 # ``lg.eval`` ... work after ``import lmguide as lg`` without importing everything up front.
-_LAZY = {"attention", "bench", "course", "distill", "embeddings", "eval", "export", "finetune", "lora", "params",
-         "plots", "probes", "qa", "qa_data", "qa_pipeline", "quantize", "recipes", "router", "sampling",
-         "search", "tokenizers", "widgets", "workers"}
+_LAZY = {"attention", "course", "distill", "embeddings", "engines", "eval", "export", "finetune", "gguf_blocks", "grading", "hardware", "lora",
+         "makers", "measure", "params", "plots", "probes", "qa", "qa_data", "qa_pipeline", "quantize", "recipes", "router",
+         "sampling", "search", "timing", "tokenization", "widgets", "workers"}
 
 
 def __getattr__(name: str):
@@ -61,7 +65,9 @@ def setup(seed: int = 0, threads: int | None = 2, quiet: bool = True) -> dict:
     """Make a notebook run reproducible: seed Python, NumPy and torch; fix torch's thread count.
 
     ``quiet`` hides transformers' per-load progress bars (they go to stderr and would
-    differ between runs). Returns what was set, so a notebook can show it.
+    differ between runs). Tables show every cell whole: pandas' default cuts text columns to
+    50 characters ("..."), which hides what a claims table says. Returns what was set, so a
+    notebook can show it.
     """
     import os
     import random
@@ -69,6 +75,9 @@ def setup(seed: int = 0, threads: int | None = 2, quiet: bool = True) -> dict:
     import numpy as np
     import torch
 
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", None)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

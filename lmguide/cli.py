@@ -5,6 +5,7 @@
     lmguide doctor              # versions, threads, network, cache; what to fix
     lmguide train --preset large --out DIR      # = python -m lmguide.recipes.austen_gpt
     lmguide bench --models ... --repeats N --threads N --csv OUT --json OUT
+    lmguide generate MODEL PROMPT [--chat] [--max-new-tokens N] [--temperature T --seed S]
     lmguide course init DIR     # nbgrader course folder; `lmguide course html OUT`: HTML pages
 """
 from __future__ import annotations
@@ -16,10 +17,14 @@ import sys
 
 
 def _prepare(args) -> int:
-    from lmguide import zoo
+    from lmguide import makers, zoo
 
     failed = 0
     for name in zoo.names():
+        left_out = makers.left_out(zoo.ENTRIES[name])
+        if left_out:  # the optional size ladder, skipped on purpose: not a failure
+            print(f"{name}: {left_out}")
+            continue
         try:
             folder = zoo.prepare(name, force=args.force and zoo.ENTRIES[name].origin == "made",
                                  log=lambda message: print(message, flush=True))
@@ -41,7 +46,8 @@ def _measure_heldout() -> None:
 
     torch.set_num_threads(min(2, os.cpu_count() or 2))
     for name, e in zoo.ENTRIES.items():
-        if e.kind != "causal-lm" or e.parent:  # variants are measured by the notebooks that make them
+        # variants are measured by the notebooks that make them; the ladder's GGUF files run in llama.cpp, not torch
+        if e.kind != "causal-lm" or e.parent or e.chunks:
             continue
         model, tokenizer = zoo.load(name)
         r = lm_eval.split_bits_per_byte(model, tokenizer, "test", key=name)
@@ -51,13 +57,15 @@ def _measure_heldout() -> None:
 
 
 def _list(args) -> int:
-    from lmguide import zoo
+    from lmguide import makers, zoo
 
     table = zoo.table()
     if args.csv:
         print(table.to_csv(), end="")
     else:
         print(table.to_string())
+        state, advice = makers.ladder_state()
+        print(f"\nsize ladder (requirements-ladder.txt): {state}" + (f"; {advice}" if advice else ""))
     return 0
 
 
@@ -66,7 +74,7 @@ def doctor_report() -> list[tuple[str, str, str]]:
     import torch
     import transformers
 
-    from lmguide import __version__, data, zoo
+    from lmguide import __version__, data, makers, zoo
 
     rows = [
         ("python", platform.python_version(), "" if sys.version_info >= (3, 10) else "use Python 3.10 or newer"),
@@ -84,7 +92,12 @@ def doctor_report() -> list[tuple[str, str, str]]:
     except Exception as exc:  # damaged install
         rows.append(("Austen corpus", "damaged", str(exc)))
     rows.append(("model cache", str(zoo.cache_dir()), ""))
+    rows.append(("size ladder", *makers.ladder_state()))
     for name in zoo.names():
+        left_out = makers.left_out(zoo.ENTRIES[name])
+        if left_out:  # the optional ladder, left out on purpose: nothing to fix
+            rows.append((f"model {name}", left_out, ""))
+            continue
         try:
             zoo.path(name, prepare=False)
             rows.append((f"model {name}", "ready", ""))
@@ -110,10 +123,36 @@ def _train(args) -> int:
     return 0
 
 
-def _bench(args) -> int:
-    from lmguide import bench
+def _generate(args) -> int:
+    """``lmguide generate MODEL PROMPT``: the model's answer streamed to stdout, token by token; a bad name
+    or value gets one sentence on stderr and exit status 2."""
+    from lmguide import zoo
 
-    return bench.main(args.rest)
+    try:
+        return _stream_answer(args)
+    except (ValueError, zoo.ModelNotAvailable) as exc:
+        print(f"lmguide generate: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _stream_answer(args) -> int:
+    from lmguide import engines, zoo
+
+    if args.model not in zoo.ENTRIES or zoo.ENTRIES[args.model].kind != "causal-lm":
+        causal = [n for n, e in zoo.ENTRIES.items() if e.kind == "causal-lm"]
+        raise ValueError(f"{args.model!r} is not a causal language model in the zoo; choose from {', '.join(causal)}")
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be >= 1 (got {args.max_new_tokens})")
+    if args.temperature < 0:
+        raise ValueError(f"--temperature must be >= 0 (got {args.temperature}); 0 is greedy decoding")
+    if args.seed is not None and args.temperature == 0:
+        raise ValueError("--seed only matters with sampling; give --temperature above 0 too (greedy needs no seed)")
+    engine = engines.open_engine(args.model, engines.default_kind(args.model))
+    sampling = {"temperature": args.temperature, "seed": args.seed if args.seed is not None else 0}
+    for piece in engine.stream_text(args.prompt, args.max_new_tokens, chat=args.chat, **sampling):
+        print(piece, end="", flush=True)
+    print()
+    return 0
 
 
 def _bench_argv(argv):
@@ -131,9 +170,9 @@ def _course(args) -> int:
 def main(argv=None) -> int:
     bench_argv = _bench_argv(argv)
     if bench_argv is not None:
-        from lmguide import bench
+        from lmguide.measure import command
 
-        return bench.main(bench_argv)
+        return command.main(bench_argv)
     parser = argparse.ArgumentParser(prog="lmguide", description="lmguide: LLMs vs SLMs, offline.")
     sub = parser.add_subparsers(dest="command", required=True)
     models = sub.add_parser("models", help="prepare or list the model zoo")
@@ -152,10 +191,17 @@ def main(argv=None) -> int:
     tr = sub.add_parser("train", help="train an AustenGPT model (see python -m lmguide.recipes.austen_gpt -h)")
     tr.add_argument("rest", nargs=argparse.REMAINDER)
     tr.set_defaults(func=_train)
-    be = sub.add_parser("bench", help="measure every zoo model: the comparison table (see lmguide bench -h)",
-                        add_help=False)
-    be.add_argument("rest", nargs=argparse.REMAINDER)
-    be.set_defaults(func=_bench)
+    ge = sub.add_parser("generate", help="a zoo language model continues (or, with --chat, answers) PROMPT",
+                        description="Greedy by default (deterministic); tokens are printed as they come.")
+    ge.add_argument("model", help="a causal language model of the zoo (lmguide models list)")
+    ge.add_argument("prompt")
+    ge.add_argument("--chat", action="store_true", help="send PROMPT as a user turn in the model's own chat template")
+    ge.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="at most N new tokens (default 64)")
+    ge.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 (default) is greedy; above 0 samples")
+    ge.add_argument("--seed", type=int, metavar="S", help="seed for sampling (with --temperature above 0)")
+    ge.set_defaults(func=_generate)
+    # listed for --help only: main() hands "lmguide bench ..." to lmguide.measure.command before parsing
+    sub.add_parser("bench", help="measure every zoo model: the comparison table (see lmguide bench -h)", add_help=False)
     co = sub.add_parser("course", help="nbgrader course folder (init DIR) or HTML pages (html OUT)")
     co.add_argument("action", choices=["init", "html"])
     co.add_argument("dir", help="the course folder (init) or the output folder (html)")

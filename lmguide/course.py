@@ -49,8 +49,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 
 @dataclass
-class Exercise:
-    """One exercise found in a notebook: where it is, its variable, key and points."""
+class ExerciseCell:
+    """Where a notebook asks an exercise: the code cell, the variable it sets, the exercise's key and points
+    (the exercise itself, ``lmguide.exercises.Exercise``, is ``exercises.get(key)``)."""
 
     key: str
     var: str
@@ -134,7 +135,7 @@ def _default_points(exercise) -> int:
     return int(points)
 
 
-def find_exercises(nb: dict) -> list[Exercise]:
+def find_exercises(nb: dict) -> list[ExerciseCell]:
     """Every ``qN = lg.exercises.get("key")`` in a notebook's code cells, in order."""
     from lmguide import exercises
 
@@ -147,7 +148,7 @@ def find_exercises(nb: dict) -> list[Exercise]:
             hit = _exercise_assignment(stmt)
             if hit:
                 var, key = hit
-                found.append(Exercise(key, var, index, _default_points(exercises.get(key))))
+                found.append(ExerciseCell(key, var, index, _default_points(exercises.get(key))))
     return found
 
 
@@ -238,7 +239,7 @@ def _code_cell(source: str, nbgrader: dict) -> dict:
             "outputs": [], "source": source}
 
 
-def to_assignment(nb: dict, name: str) -> tuple[dict, list[Exercise]]:
+def to_assignment(nb: dict, name: str) -> tuple[dict, list[ExerciseCell]]:
     """An nbgrader source notebook made from a workbook notebook, and the exercises it grades."""
     from lmguide import exercises as bank
 

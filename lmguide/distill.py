@@ -23,10 +23,12 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from lmguide.sampling import check_temperature
+
 
 def soften(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """The temperature-softened softmax ``softmax(logits / T)`` over the last axis."""
-    _check_temperature(temperature)
+    check_temperature(temperature, fix="T = 1 is the plain softmax")
     return torch.softmax(logits.float() / temperature, dim=-1)
 
 
@@ -40,7 +42,7 @@ def soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temper
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student and teacher logits must have the same shape "
                          f"(got {tuple(student_logits.shape)} and {tuple(teacher_logits.shape)})")
-    _check_temperature(temperature)
+    check_temperature(temperature, fix="T = 1 is the plain softmax")
     log_q = torch.log_softmax(student_logits.float() / temperature, dim=-1)  # student, (..., V)
     log_p = torch.log_softmax(teacher_logits.float() / temperature, dim=-1)  # teacher, (..., V)
     kl = (log_p.exp() * (log_p - log_q)).sum(-1)  # (...,): one KL per position
@@ -74,7 +76,7 @@ def topk_soft_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, k
     What a run that stores only the teacher's top-k logits per position can compute; with
     ``k`` = the vocabulary size it is :func:`soft_loss` exactly.
     """
-    _check_temperature(temperature)
+    check_temperature(temperature, fix="T = 1 is the plain softmax")
     top, index = teacher_logits.float().topk(k, dim=-1)  # (..., k)
     log_p = torch.log_softmax(top / temperature, dim=-1)  # the teacher among its top k
     log_q = torch.log_softmax(student_logits.float() / temperature, dim=-1).gather(-1, index)  # (..., k)
@@ -143,8 +145,3 @@ def student_from_teacher(teacher, n_layer: int, layers: list[int] | None = None,
         student.tie_weights()
     student.config.distilled_from_layers = layers if init == "copy" else None
     return student
-
-
-def _check_temperature(t):
-    if not t > 0:
-        raise ValueError(f"temperature must be > 0 (got {t}); T = 1 is the plain softmax")

@@ -13,17 +13,23 @@ every notebook use it): the raw text, preceded by the BOS (or EOS) token; window
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 
 import torch
 
+from lmguide import _util
+
 DEFAULT_WINDOW = 1024  # longer windows change SmolLM2's figure by little and cost much more
 
 
 def context_length(model) -> int | None:
-    """The longest input the model takes, in tokens, or None when its config does not say."""
+    """The longest input the model takes, in tokens, or None when its config does not say.
+
+    ``model`` is a transformers model or an engine of ``lmguide.engines`` (which knows its own).
+    """
+    if not hasattr(model, "config"):
+        return getattr(model, "context_length", None)
     config = model.config
     for attr in ("n_positions", "max_position_embeddings"):
         if getattr(config, attr, None):
@@ -53,6 +59,11 @@ def total_nats(model, tokenizer, text: str, window: int | None = None, stride: i
     token is scored exactly once, and every token after the first window with at least
     ``window - stride`` tokens of context (those in the first window see fewer).
     The text is preceded by the BOS (or EOS) token, so its first token is scored too.
+
+    ``model`` is a transformers causal LM (one forward pass per window) or any engine of
+    ``lmguide.engines`` (llama.cpp, onnxruntime, ...), which scores each window's new tokens with
+    ``continuation_logprobs`` after reading its context: the same rule, chunk by chunk, without a
+    window x vocabulary array of logits.
     """
     if not isinstance(text, str) or not text:
         raise ValueError("text must be a non-empty string")
@@ -62,20 +73,26 @@ def total_nats(model, tokenizer, text: str, window: int | None = None, stride: i
     ids = torch.tensor(([start] if start is not None else []) + list(ids))
     first_target = 1  # position 0 is only ever context
     total, scored = 0.0, 0
-    was_training = model.training
-    model.eval()
+    engine = hasattr(model, "continuation_logprobs")
+    was_training = not engine and model.training
+    if not engine:
+        model.eval()
     # windows end at first_target + stride, + 2*stride, ... ; each scores its last `stride` targets
     end = first_target
     while end < len(ids):
         new_end = min(end + stride, len(ids))
         begin = max(0, new_end - window)
-        chunk = ids[begin:new_end][None]  # (1, T)
-        logits = model(chunk, attention_mask=torch.ones_like(chunk)).logits[0, :-1].float()  # (T-1, vocab): predictions for chunk[1:]
-        targets = chunk[0, 1:]
         n_new = new_end - end
-        loss = torch.nn.functional.cross_entropy(logits[-n_new:], targets[-n_new:], reduction="sum")
-        total, scored, end = total + loss.item(), scored + n_new, new_end
-    model.train(was_training)
+        if engine:
+            loss = -sum(model.continuation_logprobs(ids[begin:end], ids[end:new_end]))
+        else:
+            chunk = ids[begin:new_end][None]  # (1, T)
+            logits = model(chunk, attention_mask=torch.ones_like(chunk)).logits[0, :-1].float()  # (T-1, vocab): predictions for chunk[1:]
+            targets = chunk[0, 1:]
+            loss = torch.nn.functional.cross_entropy(logits[-n_new:], targets[-n_new:], reduction="sum").item()
+        total, scored, end = total + loss, scored + n_new, new_end
+    if not engine:
+        model.train(was_training)
     return total, scored
 
 
@@ -89,6 +106,13 @@ def perplexity(model, tokenizer, text: str, window: int | None = None, stride: i
     """exp(mean next-token loss): per *token*, so only comparable between models sharing a tokenizer."""
     nats, n = total_nats(model, tokenizer, text, window, stride)
     return math.exp(nats / n)
+
+
+def weights_key(name: str) -> str:
+    """A cache key for zoo model ``name`` that changes whenever its files change: ``name-<fingerprint>``."""
+    from lmguide import zoo
+
+    return f"{name}-{zoo.fingerprint(name)}"
 
 
 def split_bits_per_byte(model, tokenizer, split: str = "test", key: str | None = None,
@@ -107,19 +131,14 @@ def split_bits_per_byte(model, tokenizer, split: str = "test", key: str | None =
     cache_file = None
     if key is not None:
         if key in zoo.ENTRIES:
-            key = f"{key}-{zoo.fingerprint(key)}"
+            key = weights_key(key)
         rule = hashlib.sha256(f"{key}|{window}|{stride}|{text}".encode()).hexdigest()[:16]
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
-        cache_file = zoo.cache_dir() / "bpb" / f"{safe}-{split}-{rule}.json"
-        if cache_file.is_file():
-            return {**json.loads(cache_file.read_text()), "cached": True}
-    began = time.perf_counter()
-    value = bits_per_byte(model, tokenizer, text, window=window, stride=stride)
-    result = {"bits_per_byte": value, "split": split, "bytes": len(text.encode("utf-8")), "window": window,
-              "stride": stride, "seconds": round(time.perf_counter() - began, 1)}
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".partial")
-        tmp.write_text(json.dumps(result))
-        tmp.replace(cache_file)  # atomic: a half-written figure is never read
-    return {**result, "cached": False}
+        cache_file = zoo.cache_dir() / "bpb" / f"{_util.safe_key(key)}-{split}-{rule}.json"
+
+    def measure():
+        began = time.perf_counter()
+        value = bits_per_byte(model, tokenizer, text, window=window, stride=stride)
+        return {"bits_per_byte": value, "split": split, "bytes": len(text.encode("utf-8")), "window": window,
+                "stride": stride, "seconds": round(time.perf_counter() - began, 1)}
+
+    return _util.cached_json(cache_file, measure)

@@ -8,7 +8,7 @@ The pieces the article's Trainer snippet leaves out, each one line here:
     args = training_arguments(out_dir, max_steps=...)       # use_cpu=True, report_to=[]
     trainer = make_trainer(model, args, train, held_out, tokenizer)
 
-``add_lora`` wraps a model with peft's LoRA and checks how many layers it wrapped (peft skips
+``add_peft_lora`` wraps a model with peft's LoRA and checks how many layers it wrapped (peft skips
 target names that match nothing without a word). ``step_cost`` times one optimizer step and
 accounts for its memory; ``measure_in_subprocess`` does the same in a fresh process
 (``lmguide.workers``) and adds that process's peak RSS, for models too big to fine-tune inside a
@@ -17,24 +17,11 @@ notebook.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-import warnings
 
 import torch
 
-# peft asks transformers for ``model.is_gradient_checkpointing``, which transformers 5 deprecates
-# with a FutureWarning on every call; it says nothing a learner can act on.
-_PEFT_FUTURE_WARNING = r".*is_gradient_checkpointing.*"
-
-
-@contextlib.contextmanager
-def quiet_peft():
-    """Hide peft's ``is_gradient_checkpointing`` FutureWarning (and only it) inside the block."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_PEFT_FUTURE_WARNING, category=FutureWarning)
-        yield
-
+from lmguide._util import peak_rss_mib, quiet_peft, rss_mib  # quiet_peft: notebook 04 uses it from here
 
 def ensure_pad_token(tokenizer):
     """Give the tokenizer a pad token (its EOS token) when it has none; returns the tokenizer."""
@@ -171,9 +158,10 @@ def held_out_texts() -> dict:
 
 
 # --- LoRA through peft ------------------------------------------------------------------------
-def add_lora(model, target_modules, r: int = 8, alpha: int = 16, dropout: float = 0.0,
+def add_peft_lora(model, target_modules, r: int = 8, alpha: int = 16, dropout: float = 0.0,
              fan_in_fan_out: bool | None = None, expect: int | None = None, init_lora_weights=True):
-    """Wrap ``model`` with peft's LoRA on ``target_modules``; returns the ``PeftModel``.
+    """Wrap ``model`` with peft's LoRA on ``target_modules``; returns a new ``PeftModel`` (the from-scratch
+    version that changes a model in place is in :mod:`lmguide.lora`).
 
     ``fan_in_fan_out`` defaults to True for GPT-2's ``Conv1D`` layers (their weight is stored
     (in, out)). peft wraps whatever matches and skips target names that match nothing, so
@@ -266,7 +254,7 @@ def memory_account(model, batch: torch.Tensor) -> dict:
 def step_cost(model, batch: torch.Tensor, repeats: int = 3, warmup: int = 1) -> dict:
     """Median seconds of one AdamW step (forward, backward, update) on ``batch`` (B, T), and its
     :func:`memory_account`."""
-    from lmguide.bench import time_call
+    from lmguide.timing import time_call
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-4)
@@ -295,7 +283,7 @@ def compare_step_costs(setups: dict, repeats: int = 3, warmup: int = 1) -> "pd.D
     """
     import pandas as pd
 
-    from lmguide.bench import _interleaved
+    from lmguide.timing import interleaved
 
     steps = {}
     for name, (model, batch) in setups.items():
@@ -312,7 +300,7 @@ def compare_step_costs(setups: dict, repeats: int = 3, warmup: int = 1) -> "pd.D
 
         steps[name] = step
     with quiet_peft():
-        timings = _interleaved(steps, repeats, warmup, time.perf_counter)
+        timings = interleaved(steps, repeats, warmup)
     rows = {}
     for name, (model, batch) in setups.items():
         rows[name] = {**memory_account(model, batch), "s/step": timings[name].median,
@@ -320,9 +308,10 @@ def compare_step_costs(setups: dict, repeats: int = 3, warmup: int = 1) -> "pd.D
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def measure_in_subprocess(model_name: str, mode: str, batch_size: int, seq_len: int, repeats: int = 3) -> dict:
-    """``step_cost`` for a zoo model in a fresh process of its own (``lmguide.workers``), plus that
-    process's peak RSS (MiB).
+def measure_in_subprocess(model_name: str, mode: str, batch_size: int, seq_len: int, repeats: int = 3,
+                          threads: int = 2) -> dict:
+    """:func:`step_cost` for a zoo model in a fresh process of its own (``lmguide.workers``), plus that
+    process's ``"peak RSS MiB"`` and the ``"training RAM MiB"`` it added to it by loading and training.
 
     For a step too big to take inside a notebook's memory budget (full fine-tuning of
     SmolLM2 in fp32 with AdamW needs about 4 x its 538 MB of weights).
@@ -331,29 +320,35 @@ def measure_in_subprocess(model_name: str, mode: str, batch_size: int, seq_len: 
 
     if mode not in ("full", "lora"):
         raise ValueError(f"mode must be 'full' or 'lora' (got {mode!r})")
-    try:
-        return workers.run(_measure_step, model_name, mode, batch_size, seq_len, repeats)
-    except workers.JobError as exc:
-        raise RuntimeError(f"measuring {model_name} {mode} failed: {exc.reason}") from None
+    return workers.run_or_raise(f"measuring {model_name} {mode}", step_cost_in_this_process, model_name, mode,
+                                batch_size, seq_len, repeats, threads)
 
 
 LORA_TARGETS = {"gpt2": ["c_attn", "c_proj"], "llama": ["q_proj", "v_proj"]}
 
 
-def _measure_step(model_name: str, mode: str, batch_size: int, seq_len: int, repeats: int) -> dict:
-    """In the measuring process: one model, one mode, its step cost and this process's peak RSS."""
-    import resource
+def step_cost_in_this_process(model_name: str, mode: str, batch_size: int, seq_len: int, repeats: int = 3,
+                              threads: int = 2) -> dict:
+    """One zoo model, trained fully or with LoRA (:data:`LORA_TARGETS`): its :func:`step_cost` on seeded random
+    ids and this process's peak RSS (MiB). Peak memory is the process's: run it through
+    :func:`measure_in_subprocess`."""
+    from lmguide import zoo
 
-    import lmguide
-
-    lmguide.setup(threads=2)
-    model, _ = lmguide.load(model_name)
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    before = rss_mib()
+    model, _ = zoo.load(model_name)
     if mode == "lora":
-        model = add_lora(model, LORA_TARGETS[model.config.model_type])
+        targets = LORA_TARGETS.get(model.config.model_type)
+        if targets is None:
+            raise ValueError(f"no LoRA targets known for a {model.config.model_type} model; "
+                             f"known: {', '.join(LORA_TARGETS)}")
+        model = add_peft_lora(model, targets)
     gen = torch.Generator().manual_seed(0)
     batch = torch.randint(0, model.config.vocab_size, (batch_size, seq_len), generator=gen)
     t0 = time.perf_counter()
     cost = step_cost(model, batch, repeats=repeats)
-    cost.update(model=model_name, mode=mode, batch=batch_size, seq=seq_len, wall_s=time.perf_counter() - t0,
-                peak_rss_MiB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = peak_rss_mib()
+    cost.update({"model": model_name, "mode": mode, "batch": batch_size, "seq": seq_len,
+                 "wall s": time.perf_counter() - t0, "peak RSS MiB": peak, "training RAM MiB": peak - before})
     return cost

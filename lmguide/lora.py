@@ -71,8 +71,9 @@ def matching_modules(model: nn.Module, targets) -> list[str]:
     return [n for n, _ in model.named_modules() if n.rsplit(".", 1)[-1] in set(targets)]
 
 
-def add_lora(model: nn.Module, targets, r: int = 8, alpha: float = 16, dropout: float = 0.0) -> list[str]:
-    """Freeze ``model`` and replace each module named in ``targets`` by a ``LoRALayer``; returns their names.
+def replace_with_lora(model: nn.Module, targets, r: int = 8, alpha: float = 16, dropout: float = 0.0) -> list[str]:
+    """Freeze ``model`` and replace each module named in ``targets`` by a ``LoRALayer``, in place; returns
+    their names. (peft's way, which wraps the model in a new ``PeftModel``, is ``finetune.add_peft_lora``.)
 
     A target that matches no module is an error here (peft would skip it without a word).
     """
@@ -141,7 +142,7 @@ def save_adapter(peft_model, folder, base_name: str, dtype=torch.float16) -> lis
 
     from safetensors.torch import load_file, save_file
 
-    from lmguide.finetune import quiet_peft
+    from lmguide._util import quiet_peft
 
     folder = Path(folder)
     config = peft_model.peft_config["default"]
@@ -160,7 +161,7 @@ def attach_adapter(model, folder):
     off with ``with peft_model.disable_adapter():`` to get the parent back)."""
     from peft import PeftModel
 
-    from lmguide.finetune import quiet_peft
+    from lmguide._util import quiet_peft
 
     with quiet_peft():
         peft_model = PeftModel.from_pretrained(model, str(folder))
@@ -169,12 +170,12 @@ def attach_adapter(model, folder):
 
 def load_adapter(folder, entry):
     """The zoo loader of a LoRA variant: its parent with the adapter merged in, and the parent's tokenizer."""
-    import lmguide
+    from lmguide import zoo
 
     if not entry.parent:
         raise ValueError(f"{entry.name} is a LoRA adapter but names no parent model in its zoo.json")
-    model, tokenizer = lmguide.load(entry.parent)
-    from lmguide.finetune import quiet_peft
+    model, tokenizer = zoo.load(entry.parent)
+    from lmguide._util import quiet_peft
 
     with quiet_peft():
         merged = attach_adapter(model, folder).merge_and_unload()

@@ -82,8 +82,9 @@ def masks(named_masks: dict, tokens, title: str = "Who may attend to whom"):
     return fig
 
 
-def cosine_similarity_matrix(table) -> np.ndarray:
-    """(P, P) cosine similarity between the rows of a (P, d) table."""
+def position_similarity(table) -> np.ndarray:
+    """(P, P) cosine similarity between every two positions (rows) of a (P, d) position table, in NumPy:
+    what the bottom row of :func:`positions` draws. (Sentence embeddings: ``embeddings.cosine_similarity_matrix``.)"""
     t = _array(table).astype(np.float64)
     t = t / np.linalg.norm(t, axis=1, keepdims=True).clip(min=1e-12)
     return t @ t.T
@@ -102,7 +103,7 @@ def positions(named_tables: dict, title: str = "Position embeddings", dpi: int =
         heatmap(t, title=f"{name}: values", xlabel="dimension (index)", ylabel="position (token index)",
                 cmap="RdBu_r", vmin=-limit, vmax=limit, cbar_label="value (clipped at 99th percentile)",
                 ax=axes[0, col])
-        heatmap(cosine_similarity_matrix(t), title=f"{name}: cosine similarity", xlabel="position (token index)",
+        heatmap(position_similarity(t), title=f"{name}: cosine similarity", xlabel="position (token index)",
                 ylabel="position (token index)", cmap="RdBu_r", vmin=-1, vmax=1,
                 cbar_label="cosine similarity", ax=axes[1, col])
     fig.suptitle(title)
@@ -236,7 +237,7 @@ def top_tokens_bar(labels, probs, title: str = "Next-token probabilities", ax=No
 
 def kv_cache_times(rows, ax=None, title: str = "Greedy decoding time, with and without the KV cache"):
     """Seconds vs number of new tokens, one line with the cache and one without (rows from
-    :func:`lmguide.bench.kv_cache_benchmark`). Returns the figure."""
+    :func:`lmguide.timing.kv_cache_benchmark`). Returns the figure."""
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     else:
@@ -299,7 +300,7 @@ def similarity_heatmap(similarity, labels, groups=None, *, title: str = "Cosine 
     m = _array(similarity).astype(float)
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(labels):
         raise ValueError(f"similarity_heatmap needs an (N, N) matrix and N labels (got {m.shape} and "
-                         f"{len(labels)} labels); pass cosine_similarity_matrix(v, v) and the texts")
+                         f"{len(labels)} labels); pass embeddings.cosine_similarity_matrix(v, v) and the texts")
     n = m.shape[0]
     off = m.copy()
     np.fill_diagonal(off, np.nan)  # NaN cells are drawn in the "bad" colour: grey
@@ -354,7 +355,9 @@ def recall_curves(curves: dict, *, title: str = "Recall@k: is the answer's passa
 
 
 # --- notebook 03: extractive question answering ---------------------------------------------------
-def _best_legal_span(start, end, context, max_answer_len):
+def _legal_span_scores(start, end, context, max_answer_len):
+    """(T, T) start + end logit of every span s..e inside the context and at most ``max_answer_len`` tokens
+    long; NaN where a span is not allowed (``qa.best_span``'s rule, drawn as a matrix)."""
     T = len(start)
     pos = np.arange(T)
     length = pos[None, :] - pos[:, None] + 1                                   # (T, T): tokens in span s..e
@@ -370,7 +373,7 @@ def _span_inputs(caller, start_logits, end_logits, context_mask, tokens, max_ans
     if not (start.ndim == 1 and start.shape == end.shape == context.shape and len(tokens) == len(start)):
         raise ValueError(f"{caller} needs 1-D start, end and context_mask of one length and a token per "
                          f"position (got {start.shape}, {end.shape}, {context.shape}, {len(tokens)} tokens)")
-    scores = _best_legal_span(start, end, context, max_answer_len)
+    scores = _legal_span_scores(start, end, context, max_answer_len)
     return start, end, context, scores, np.unravel_index(np.nanargmax(scores), scores.shape)
 
 

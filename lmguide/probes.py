@@ -240,8 +240,9 @@ def continuation_logprobs(model, prompts: list[list[int]], continuations: list[l
     return out
 
 
-def rank_of(true_score: float, other_scores) -> int:
-    """1 + how many candidates score strictly higher than the true one (rank 1 = most likely)."""
+def canary_rank(true_score: float, other_scores) -> int:
+    """The secret's rank among the candidates: 1 + how many of ``other_scores`` are strictly higher than
+    ``true_score`` (ties count in the secret's favour; rank 1 = most likely)."""
     return 1 + int((torch.as_tensor(other_scores, dtype=torch.float64) > float(true_score)).sum())
 
 
@@ -259,7 +260,7 @@ def canary_exposure(model, tokenizer, prefix: str, secret: str, candidates: list
     options = [secret] + [c for c in candidates if c != secret]
     conts = [tokenizer(prefix + o, add_special_tokens=False)["input_ids"][len(prompt) - 1:] for o in options]
     scores = torch.stack([lp.sum() for lp in continuation_logprobs(model, [prompt] * len(options), conts, batch_size)])
-    rank = rank_of(scores[0], scores[1:])
+    rank = canary_rank(scores[0], scores[1:])
     return {"rank": rank, "candidates": len(options), "exposure": exposure(rank, len(options)),
             "logprob": float(scores[0]), "median_other": float(scores[1:].median())}
 

@@ -1,17 +1,18 @@
-"""Quantization from scratch: int8 and int4 weights, GGUF blocks, a quantized linear layer.
+"""Quantization from scratch: int8 and int4 weights, a quantized linear layer, one model in many precisions.
 
 The lesson of notebook 05, in the order it builds it:
 
 1. ``absmax_quantize`` / ``zeropoint_quantize``: int8 with one scale (per tensor) or one per
    output row (per channel), checked against ``torch.quantize_per_tensor/_per_channel``.
 2. ``quantize_int4``: group-wise 4-bit codes with a scale and a minimum per group, two codes
-   packed in each byte (``pack_int4``).
-3. GGUF's Q8_0 and Q4_1 blocks (what llama.cpp stores) byte for byte, checked against
-   ``gguf.quants``.
-4. ``QuantLinear``: a linear layer holding int8 or packed int4 weights; ``quantize_model``
+   packed in each byte (``pack_int4``). GGUF's Q8_0 and Q4_1 blocks, byte for byte, are
+   ``lmguide.gguf_blocks``.
+3. ``QuantLinear``: a linear layer holding int8 or packed int4 weights; ``quantize_model``
    swaps it in for every ``nn.Linear`` (after ``conv1d_to_linear`` for GPT-2).
-5. ``save_quantized`` / ``load_quantized``: integer tensors + scales in safetensors,
+4. ``save_quantized`` / ``load_quantized``: integer tensors + scales in safetensors,
    re-assembled into a model skeleton built from its config (no pickles).
+5. ``to_precision``: one model as fp32, bf16, fp16, torch's dynamic int8, our int8 or int4
+   (measured side by side by ``lmguide.measure.precision``).
 
 torch's own eager-mode quantization (``torch.ao.quantization.quantize_dynamic``) is
 deprecated in torch 2.13 and warns on every call; ``dynamic_int8`` calls it with those
@@ -138,8 +139,19 @@ def quantize_int4(w: torch.Tensor, group_size: int = 32):
     if group_size < 2 or group_size % 2 or in_features % group_size:
         raise ValueError(f"group_size must be even and divide the row length {in_features} (got {group_size})")
     groups = w.float().reshape(out_features, in_features // group_size, group_size)   # (out, G, g)
-    d, m, q = _q4_1_codes(groups)
+    d, m, q = q4_1_codes(groups)
     return pack_int4(q.reshape(out_features, in_features)), d.squeeze(-1), m.squeeze(-1)
+
+
+def q4_1_codes(blocks: torch.Tensor):
+    """Q4_1's rule on the last axis: a float16 scale ``d = (max - min) / 15`` and minimum, codes 0..15,
+    computed as ggml computes them (``gguf_blocks`` stores them in llama.cpp's byte layout)."""
+    lo = blocks.amin(dim=-1, keepdim=True)
+    hi = blocks.amax(dim=-1, keepdim=True)
+    d = (hi - lo) / 15
+    inv = torch.where(d == 0, torch.zeros_like(d), 1 / d)
+    q = torch.trunc((blocks - lo) * inv + 0.5).clamp(0, 15).to(torch.uint8)
+    return d.to(torch.float16), lo.to(torch.float16), q
 
 
 def dequantize_int4(packed: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor) -> torch.Tensor:
@@ -158,116 +170,7 @@ def fake_quantize(w: torch.Tensor, bits: int = 8, group_size: int | None = None,
     return absmax_dequantize(*absmax_quantize(w, bits, dim))
 
 
-# ----------------------------------------------------------------------------- 3. GGUF blocks
-
-GGUF_BLOCK = 32  # weights per Q8_0 / Q4_1 block
-
-
-def _round_half_away(x: torch.Tensor) -> torch.Tensor:
-    """C's roundf (ties away from zero), which llama.cpp uses; torch.round sends ties to even."""
-    return torch.sign(x) * torch.floor(x.abs() + 0.5)
-
-
-def _q4_1_codes(blocks: torch.Tensor):
-    """Q4_1 on the last axis: float16 scale and minimum, codes 0..15 (computed as ggml does)."""
-    lo = blocks.amin(dim=-1, keepdim=True)
-    hi = blocks.amax(dim=-1, keepdim=True)
-    d = (hi - lo) / 15
-    inv = torch.where(d == 0, torch.zeros_like(d), 1 / d)
-    q = torch.trunc((blocks - lo) * inv + 0.5).clamp(0, 15).to(torch.uint8)
-    return d.to(torch.float16), lo.to(torch.float16), q
-
-
-def _blocks(x: torch.Tensor) -> torch.Tensor:
-    x = torch.as_tensor(x).float().flatten()
-    if x.numel() % GGUF_BLOCK:
-        raise ValueError(f"GGUF blocks hold {GGUF_BLOCK} weights; {x.numel()} is not a multiple of {GGUF_BLOCK}")
-    return x.reshape(-1, GGUF_BLOCK)
-
-
-def _f16_bytes(t: torch.Tensor) -> torch.Tensor:
-    return t.to(torch.float16).contiguous().view(torch.uint8).reshape(-1, 2)
-
-
-def q8_0_quantize(x: torch.Tensor) -> torch.Tensor:
-    """GGUF Q8_0 bytes, one row of 34 per block: float16 ``d = max|x| / 127``, then 32 int8 codes."""
-    blocks = _blocks(x)                                                # (n, 32)
-    d = blocks.abs().amax(dim=1, keepdim=True) / 127
-    inv = torch.where(d == 0, torch.zeros_like(d), 1 / d)
-    q = _round_half_away(blocks * inv).to(torch.int8)
-    return torch.cat([_f16_bytes(d), q.view(torch.uint8)], dim=1)     # (n, 2 + 32)
-
-
-def q8_0_dequantize(raw: torch.Tensor) -> torch.Tensor:
-    """Q8_0 bytes ``(n, 34)`` -> float32 ``(n, 32)``: ``d * q``."""
-    d = raw[:, :2].contiguous().view(torch.float16).float()           # (n, 1)
-    q = raw[:, 2:].contiguous().view(torch.int8).float()              # (n, 32)
-    return d * q
-
-
-def q4_1_quantize(x: torch.Tensor) -> torch.Tensor:
-    """GGUF Q4_1 bytes, one row of 20 per block: float16 ``d``, float16 ``m``, 16 bytes of codes.
-
-    llama.cpp packs code j in the low nibble of byte j and code j+16 in the high nibble
-    (not neighbours, as ``pack_int4`` does).
-    """
-    d, m, q = _q4_1_codes(_blocks(x))
-    packed = q[:, :16] | (q[:, 16:] << 4)                             # (n, 16)
-    return torch.cat([_f16_bytes(d), _f16_bytes(m), packed], dim=1)   # (n, 2 + 2 + 16)
-
-
-def q4_1_dequantize(raw: torch.Tensor) -> torch.Tensor:
-    """Q4_1 bytes ``(n, 20)`` -> float32 ``(n, 32)``: ``d * q + m``."""
-    d = raw[:, 0:2].contiguous().view(torch.float16).float()          # (n, 1)
-    m = raw[:, 2:4].contiguous().view(torch.float16).float()          # (n, 1)
-    qs = raw[:, 4:]                                                   # (n, 16)
-    q = torch.cat([qs & 0x0F, qs >> 4], dim=1).float()                # (n, 32): codes 0..15, then 16..31
-    return d * q + m
-
-
-def gguf_reference(x, qtype: str, dequantize_raw=None):
-    """What the ``gguf`` package's pure-NumPy code gives: the bytes of ``x`` quantized as ``qtype``
-    ("Q8_0" or "Q4_1"), or, with ``dequantize_raw``, those bytes de-quantized to float32."""
-    import numpy as np
-    from gguf import GGMLQuantizationType, quants
-
-    t = getattr(GGMLQuantizationType, qtype)
-    if dequantize_raw is not None:
-        return torch.from_numpy(quants.dequantize(np.asarray(dequantize_raw, dtype=np.uint8), t).copy())
-    return torch.from_numpy(quants.quantize(np.asarray(x, dtype=np.float32).reshape(-1, GGUF_BLOCK), t).copy())
-
-
-def gguf_tensor(gguf_file, name: str) -> dict:
-    """One tensor of a GGUF file: its type, shape (rows, columns) and raw block bytes ``(n_blocks, bytes)``."""
-    import numpy as np
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(gguf_file))
-    for t in reader.tensors:
-        if t.name == name:
-            raw = torch.from_numpy(np.array(t.data, dtype=np.uint8).reshape(-1, _block_bytes(t.tensor_type.name)))
-            return {"name": name, "type": t.tensor_type.name, "shape": tuple(int(s) for s in reversed(t.shape)),
-                    "blocks": raw}
-    raise KeyError(f"{name!r} is not a tensor of {Path(gguf_file).name}")
-
-
-def _block_bytes(qtype: str) -> int:
-    sizes = {"Q8_0": 34, "Q4_1": 20, "Q4_0": 18}
-    if qtype not in sizes:
-        raise ValueError(f"only Q8_0, Q4_1 and Q4_0 blocks are read here (got {qtype})")
-    return sizes[qtype]
-
-
-def gguf_tensors(gguf_file) -> list[dict]:
-    """Name, type and shape of every tensor in a GGUF file (no data read)."""
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(gguf_file))
-    return [{"name": t.name, "type": t.tensor_type.name, "shape": tuple(int(s) for s in reversed(t.shape)),
-             "bytes": int(t.n_bytes)} for t in reader.tensors]
-
-
-# ----------------------------------------------------------------------- 4. a quantized layer
+# ----------------------------------------------------------------------- 3. a quantized layer
 
 
 class QuantLinear(nn.Module):
@@ -405,10 +308,22 @@ def quantize_model(model: nn.Module, bits: int = 8, group_size: int = 32, skip: 
     return model
 
 
-def dynamic_int8(model: nn.Module) -> nn.Module:
-    """torch's dynamic int8 quantization of every ``nn.Linear`` (a new model; deprecation warnings caught here)."""
+def quantization_of(model: nn.Module) -> dict | None:
+    """What ``quantize_model`` (or ``load_quantized``) recorded on ``model``: bits, group size, the
+    quantized layers and the tied head; None for a model it did not quantize."""
+    return getattr(model, "_lmguide_quantization", None)
+
+
+def dynamic_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
+    """torch's dynamic int8 quantization of every ``nn.Linear``: int8 weights (one scale per tensor),
+    activations quantized on the fly. A new model unless ``inplace``; deprecation warnings caught here.
+
+    The one place the workbook calls ``torch.ao.quantization.quantize_dynamic`` (``to_precision`` and
+    the torch engine's "int8" precision, ``lmguide.engines.torch``, go through it). GPT-2's ``Conv1D`` layers are left alone: run
+    :func:`conv1d_to_linear` first to quantize them too.
+    """
     with _torch_quantization_quiet():
-        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=inplace)
 
 
 def torch_state_bytes(model: nn.Module) -> int:
@@ -420,57 +335,7 @@ def torch_state_bytes(model: nn.Module) -> int:
     return buffer.tell()
 
 
-def linear_weight_bytes(model: nn.Module) -> dict:
-    """Bytes held by the linear layers' weights (codes + scales + minimums) and by everything else.
-
-    Linear layers are ``nn.Linear``, GPT-2's ``Conv1D`` and the quantized layers; a weight tied to
-    the input embedding (the output head) counts as a linear weight, once.
-    """
-    from transformers.pytorch_utils import Conv1D
-
-    linear_ids = {id(m.weight) for m in model.modules() if type(m) in (nn.Linear, Conv1D)}
-    linear, total = 0, 0
-    seen = set()
-    for m in model.modules():
-        if "quantized" in type(m).__module__ and type(m).__name__ == "Linear":  # torch's dynamic int8
-            with _torch_quantization_quiet():
-                w = m.weight()
-            size = w.numel() + 8 * (w.q_per_channel_scales().numel() if w.qscheme() != torch.per_tensor_affine else 1)
-            linear, total = linear + size, total + size
-        own = list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False))
-        for name, t in own:
-            if t is None or id(t) in seen:
-                continue
-            seen.add(id(t))
-            size = t.numel() * t.element_size()
-            total += size
-            if isinstance(m, QuantLinear) and name != "bias" or id(t) in linear_ids:
-                linear += size
-    return {"linear weights": linear, "everything": total}
-
-
-def supports_bf16() -> dict:
-    """Whether this CPU has bfloat16 (and float16) instructions that oneDNN uses, and which flags say so."""
-    flags = set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    mkldnn = getattr(torch.ops, "mkldnn", None)
-
-    def probe(fn):
-        try:
-            return bool(getattr(mkldnn, fn)())
-        except (AttributeError, RuntimeError):
-            return False
-
-    return {"bf16": probe("_is_mkldnn_bf16_supported"), "fp16": probe("_is_mkldnn_fp16_supported"),
-            "cpu flags": sorted(flags & {"avx512_bf16", "amx_bf16", "avx512_fp16", "amx_fp16", "avx2", "avx512f"}),
-            "capability": torch.backends.cpu.get_cpu_capability()}
-
-
-# ----------------------------------------------------------------------------- 5. save / load
+# ----------------------------------------------------------------------------- 4. save / load
 
 _META_KEY = "lmguide-quantization"
 
@@ -506,7 +371,7 @@ def save_quantized(model: nn.Module, tokenizer, folder: str | Path, float_dtype=
     the remaining float tensors in ``float_dtype``), its config and its tokenizer. No pickles."""
     from safetensors.torch import save_file
 
-    info = getattr(model, "_lmguide_quantization", None)
+    info = quantization_of(model)
     if info is None:
         raise ValueError("the model is not quantized; call lmguide.quantize.quantize_model(model, bits=8) first")
     folder = Path(folder)
@@ -529,11 +394,9 @@ def save_quantized(model: nn.Module, tokenizer, folder: str | Path, float_dtype=
 def _auto_class(architecture: str):
     import transformers
 
-    if "QuestionAnswering" in architecture:
-        return transformers.AutoModelForQuestionAnswering
-    if "CausalLM" in architecture or "LMHead" in architecture:
-        return transformers.AutoModelForCausalLM
-    return transformers.AutoModel
+    from lmguide import zoo
+
+    return getattr(transformers, zoo.AUTO_CLASSES[zoo.kind_of_architectures(architecture)])
 
 
 def load_quantized(folder: str | Path, entry=None):
@@ -603,16 +466,17 @@ def _shared(model: nn.Module, name: str) -> bool:
     return False
 
 
-# ------------------------------------------------------------ 6. one model in many precisions
+# ------------------------------------------------------------ 5. one model in many precisions
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8 dynamic", "int8 (ours)", "int4 (ours)")
 
 
 def to_precision(model: nn.Module, precision: str, group_size: int = 32, fix_conv1d: bool = True) -> nn.Module:
-    """The float32 ``model`` turned into ``precision`` (one of ``PRECISIONS``), in place where torch allows.
+    """The float32 ``model`` turned into ``precision`` (one of ``PRECISIONS``), in place.
 
-    "int8 dynamic" is torch's ``quantize_dynamic``; with ``fix_conv1d`` GPT-2's ``Conv1D`` layers
-    become ``nn.Linear`` first (without it, dynamic quantization leaves them in float32).
+    "int8 dynamic" is torch's ``quantize_dynamic`` (:func:`dynamic_int8`); with ``fix_conv1d`` GPT-2's
+    ``Conv1D`` layers become ``nn.Linear`` first (without it, dynamic quantization leaves them in float32).
+    How each precision does is measured by ``lmguide.measure.precision``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
@@ -623,151 +487,5 @@ def to_precision(model: nn.Module, precision: str, group_size: int = 32, fix_con
     if precision == "int8 dynamic":
         if fix_conv1d:
             conv1d_to_linear(model)
-        with _torch_quantization_quiet():
-            return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        return dynamic_int8(model, inplace=True)
     return quantize_model(model, bits=8 if precision == "int8 (ours)" else 4, group_size=group_size)
-
-
-def stored_bytes(model: nn.Module) -> int:
-    """Bytes of weights the model would store: the safetensors data for float and our quantized
-    models, a ``torch.save`` pickle for torch's dynamic quantization (which safetensors cannot hold)."""
-    if hasattr(model, "_lmguide_quantization"):
-        return quantized_file_bytes(model)
-    if any("quantized" in type(m).__module__ for m in model.modules()):
-        return torch_state_bytes(model)
-    seen, total = set(), 0
-    for t in model.state_dict().values():
-        if t.data_ptr() not in seen:
-            seen.add(t.data_ptr())
-            total += t.numel() * t.element_size()
-    return total
-
-
-def sample_ids(model: nn.Module, batch: int, length: int) -> torch.Tensor:
-    """Seeded random token ids (batch, length) in the model's vocabulary, for timing."""
-    g = torch.Generator().manual_seed(0)
-    return torch.randint(5, model.config.vocab_size, (batch, length), generator=g)
-
-
-@torch.inference_mode()
-def forward_latency(model: nn.Module, batch: int = 8, length: int = 128, repeats: int = 3, warmup: int = 1):
-    """``bench.Timing`` of one forward pass over ``batch`` x ``length`` random token ids."""
-    from lmguide.bench import time_call
-
-    ids = sample_ids(model, batch, length)
-    mask = torch.ones_like(ids)
-    return time_call(lambda: model(input_ids=ids, attention_mask=mask), repeats=repeats, warmup=warmup)
-
-
-@torch.inference_mode()
-def decode_latency(model: nn.Module, prompt_length: int = 128, repeats: int = 5, warmup: int = 1):
-    """``bench.Timing`` of one decoding step (one new token, batch 1) after a ``prompt_length`` prompt, KV cache on."""
-    from lmguide.bench import time_call
-
-    ids = sample_ids(model, 1, prompt_length + 1)
-    cache = model(input_ids=ids[:, :prompt_length], use_cache=True).cache   # transformers 5: ``cache``
-    step_ids = ids[:, prompt_length:]
-
-    def step():
-        out = model(input_ids=step_ids, cache=cache, use_cache=True)
-        cache.crop(-1)  # drop the new token: every timed step sees the same prompt
-        return out
-
-    return time_call(step, repeats=repeats, warmup=warmup)
-
-
-def quality(model: nn.Module, tokenizer, kind: str, key: str | None = None) -> dict:
-    """What the results table reports as quality, scored as ``lmguide bench`` scores it (one scorer for
-    the whole workbook): bits per byte on the whole Austen test split (cached under ``key``) for a
-    causal LM, SQuAD dev F1 (always answering) for a question-answering model."""
-    from lmguide import bench
-
-    if kind == "question-answering":
-        return {"metric": "dev F1", "value": bench.qa_f1(model, tokenizer)["value"], "cached": False}
-    with torch.inference_mode():
-        result = bench.austen_bits_per_byte(model, tokenizer, name=key)
-    return {"metric": "test bits/byte", "value": result["value"], "cached": result["cached"]}
-
-
-def measure_precision(name: str, precision: str, with_quality: bool = True, repeats: int = 3,
-                      decode_repeats: int = 5) -> dict:
-    """One row of the results table: load the zoo model ``name`` afresh, convert it to ``precision``,
-    measure size, forward (8 x 128) and one-token decode latency, and quality; then let it go.
-
-    Loading each variant afresh keeps one copy in memory at a time (SmolLM2 in fp32 is 538 MB).
-    """
-    from lmguide import zoo
-    from lmguide.bench import release_memory
-
-    model, tokenizer = zoo.load(name)
-    kind = zoo.entry(name).kind
-    model = to_precision(model, precision)
-    row = {"model": name, "precision": precision, "size (MB)": stored_bytes(model) / 1e6,
-           "linear weights (MB)": linear_weight_bytes(model)["linear weights"] / 1e6}
-    timing = forward_latency(model, repeats=repeats)
-    row.update({"forward 8x128 (ms)": 1e3 * timing.median, "forward spread": timing.spread})
-    if kind == "causal-lm":
-        step = decode_latency(model, repeats=decode_repeats)
-        row.update({"decode 1 token (ms)": 1e3 * step.median, "decode spread": step.spread})
-    else:
-        row.update({"decode 1 token (ms)": float("nan"), "decode spread": float("nan")})
-    if with_quality:
-        key = f"{name}-{zoo.fingerprint(name)}-{precision.replace(' ', '-').replace('(', '').replace(')', '')}"
-        q = quality(model, tokenizer, kind, key=key)
-        row.update({"quality metric": q["metric"], "quality": q["value"]})
-    row["threads"] = torch.get_num_threads()
-    del model
-    release_memory()  # give the variant's memory back before the next one is loaded
-    return row
-
-
-_MATMUL_OPS = ("aten::addmm", "aten::mm", "aten::_int_mm", "quantized::linear_dynamic", "aten::linear",
-               "aten::matmul", "aten::bmm", "aten::baddbmm")
-_ATTENTION_OPS = ("aten::_scaled_dot_product", "aten::scaled_dot_product", "aten::softmax", "aten::_softmax")
-
-
-@contextlib.contextmanager
-def _native_stderr_quiet():
-    """Silence what C++ code writes straight to file descriptor 2 (the profiler's start/stop lines),
-    which Python's warning filters cannot reach and a notebook would show as stderr."""
-    import os
-    import sys
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-@torch.inference_mode()
-def time_by_op(model: nn.Module, batch: int = 8, length: int = 128, warmup: int = 1):
-    """Where one forward pass spends its CPU time: matrix multiplies, attention, everything else.
-
-    Returns a pandas DataFrame (ms and share of the profiled self time per group), from
-    ``torch.profiler`` over one pass after ``warmup`` untimed ones.
-    """
-    import pandas as pd
-    from torch.profiler import ProfilerActivity, profile
-
-    ids = sample_ids(model, batch, length)
-    mask = torch.ones_like(ids)
-    for _ in range(warmup):
-        model(input_ids=ids, attention_mask=mask)
-    with _native_stderr_quiet(), profile(activities=[ProfilerActivity.CPU]) as prof:
-        model(input_ids=ids, attention_mask=mask)
-    groups = {"matrix multiplies": 0.0, "attention (scores, softmax)": 0.0, "everything else": 0.0}
-    for event in prof.key_averages():
-        ms = event.self_cpu_time_total / 1e3
-        if event.key.startswith(_MATMUL_OPS):
-            groups["matrix multiplies"] += ms
-        elif event.key.startswith(_ATTENTION_OPS):
-            groups["attention (scores, softmax)"] += ms
-        else:
-            groups["everything else"] += ms
-    total = sum(groups.values())
-    return pd.DataFrame({"ms": groups, "share": {k: v / total for k, v in groups.items()}})

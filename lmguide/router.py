@@ -11,28 +11,23 @@ then a choice per question, so its accuracy, mean latency and share routed follo
 re-running a model (:func:`route`), and so do the baselines "always SLM" and "always LLM".
 The threshold is picked on the ``tune`` questions and reported on ``test``.
 
-The question set (``data/router/``) is about a made-up product, the Quillo Q2 thermostat; its
-data card says how it was written.
+The question set (``lmguide/assets/router/``, shipped in the package) is about a made-up product,
+the Quillo Q2 thermostat; its data card (README.md there) says how it was written.
 """
 from __future__ import annotations
 
 import json
 import math
-
 import time
-from pathlib import Path
+from importlib import resources
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "router"
 SYSTEM_PROMPT = ("You are the support assistant for the Quillo Q2 smart thermostat. Answer the customer's "
                  "question in one short sentence, using only the documentation given.")
 
 
 def _read(name: str):
-    file = DATA / name
-    if not file.is_file():
-        raise FileNotFoundError(f"{file} is missing; the router's question set ships in the repository's "
-                                f"data/router folder (run from a git checkout of lmguide)")
-    return json.loads(file.read_text(encoding="utf-8"))
+    """A JSON file from ``lmguide/assets/router`` (see the data card README.md there)."""
+    return json.loads(resources.files("lmguide.assets").joinpath("router", name).read_text(encoding="utf-8"))
 
 
 def load_passages() -> list[dict]:

@@ -17,9 +17,11 @@ from lmguide.eval import context_length  # noqa: F401  (None when the config doe
 
 
 # --- input checks: one sentence each, naming the bad value and the fix ------------------------
-def _check_temperature(t):
-    if t <= 0:
-        raise ValueError(f"temperature must be > 0 (got {t}); use greedy decoding for temperature 0")
+def check_temperature(t, fix: str = "use greedy decoding for temperature 0") -> None:
+    """Raise a one-sentence ``ValueError`` unless the temperature ``t`` is > 0 (NaN is refused too);
+    ``fix`` is what the message tells the reader to do instead (distillation's: T = 1 is the plain softmax)."""
+    if not t > 0:
+        raise ValueError(f"temperature must be > 0 (got {t}); {fix}")
 
 
 def _check_top_k(k):
@@ -50,7 +52,7 @@ def _check_generation_inputs(model, input_ids, max_new_tokens):
 # --- one step: reshape the next-token distribution --------------------------------------------
 def apply_temperature(logits, t: float):
     """Divide logits by ``t``: t < 1 sharpens the distribution, t > 1 flattens it."""
-    _check_temperature(t)
+    check_temperature(t)
     return logits / t
 
 
@@ -85,7 +87,7 @@ def top_p_filter(logits, p: float):
 
 def sample_next_token(logits, temperature: float = 1.0, top_k=None, top_p=None, generator=None):
     """Draw one token id per row of ``logits`` (B, V) -> (B,), after temperature, top-k, top-p."""
-    _check_temperature(temperature)
+    check_temperature(temperature)
     _check_top_k(top_k)
     _check_top_p(top_p)
     logits = apply_temperature(logits.float(), temperature)  # same order as HF: temperature, top-k, top-p
@@ -142,7 +144,7 @@ def greedy_generate(model, input_ids, max_new_tokens, use_cache=True, attention_
 def sample_generate(model, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None,
                     generator=None, use_cache=True, attention_mask=None, eos_token_id=None):
     """Sample each token with :func:`sample_next_token`; pass a seeded ``torch.Generator`` to repeat a run."""
-    _check_temperature(temperature)
+    check_temperature(temperature)
     _check_top_k(top_k)
     _check_top_p(top_p)
 
@@ -217,7 +219,7 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 40, tempe
     if not prompt:
         raise ValueError("prompt is empty; give at least one word for the model to continue")
     if strategy == "sample":
-        _check_temperature(temperature)
+        check_temperature(temperature)
         _check_top_k(top_k)
         _check_top_p(top_p)
     model.eval()

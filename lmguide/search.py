@@ -20,6 +20,8 @@ import re
 
 import torch
 
+from lmguide import _util
+
 _WORD = re.compile(r"\S+")
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)]*$")  # a word that ends a sentence: "home.", "said!\"", "no?'"
 _ABBREVIATION = re.compile(r"^(Mr|Mrs|Dr|St|Col|Capt|Rev|Esq)\.$")  # "Mr." ends no sentence
@@ -188,7 +190,7 @@ class BM25Index:
         return [hit for hit in _top_k(self.scores(query), k, self.texts) if hit.score > 0]
 
 
-def rank_of(scores: torch.Tensor, index: int) -> int:
+def passage_rank(scores: torch.Tensor, index: int) -> int:
     """The 1-based rank passage ``index`` gets under ``scores`` (ties broken by passage order)."""
     order = torch.sort(torch.as_tensor(scores), descending=True, stable=True).indices
     return int((order == index).nonzero()[0, 0]) + 1
@@ -353,8 +355,7 @@ def chat_cache_file(key: str, model, pairs: list[tuple[str, str]], max_new_token
     pairs = [list(p) for p in pairs]
     rule = hashlib.sha256(json.dumps([key, weights_digest(model), CHAT_PROMPT, max_new_tokens,
                                       pairs]).encode()).hexdigest()[:16]
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
-    return zoo.cache_dir() / "answers" / f"{safe}-{rule}.json"
+    return zoo.cache_dir() / "answers" / f"{_util.safe_key(key)}-{rule}.json"
 
 
 def chat_answers(pairs: list[tuple[str, str]], model, tokenizer, key: str | None = None,
@@ -367,23 +368,15 @@ def chat_answers(pairs: list[tuple[str, str]], model, tokenizer, key: str | None
     answers are stored and read back next time: a 135 M LLM takes a second or more per answer
     on a laptop CPU.
     """
-    import json
     import time
 
-    cache_file = None
-    if key is not None:
-        cache_file = chat_cache_file(key, model, pairs, max_new_tokens)
-        if cache_file.is_file():
-            return {**json.loads(cache_file.read_text()), "cached": True}
-    answers, seconds = [], []
-    for question, passage in pairs:
-        began = time.perf_counter()
-        answers.append(ask_chat_model(question, passage, model, tokenizer, max_new_tokens))
-        seconds.append(time.perf_counter() - began)
-    result = {"answers": answers, "seconds": seconds}
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".partial")
-        tmp.write_text(json.dumps(result))
-        tmp.replace(cache_file)  # atomic: a half-written set of answers is never read
-    return {**result, "cached": False}
+    def answer_all():
+        answers, seconds = [], []
+        for question, passage in pairs:
+            began = time.perf_counter()
+            answers.append(ask_chat_model(question, passage, model, tokenizer, max_new_tokens))
+            seconds.append(time.perf_counter() - began)
+        return {"answers": answers, "seconds": seconds}
+
+    cache_file = chat_cache_file(key, model, pairs, max_new_tokens) if key is not None else None
+    return _util.cached_json(cache_file, answer_all)

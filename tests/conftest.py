@@ -32,3 +32,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A tiny seeded GPT-2 (2 layers, width 32, 100 tokens): timing and hardware tests drive it."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(123)
+    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=100,
+                        bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    return GPT2LMHeadModel(config).eval()

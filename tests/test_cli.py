@@ -1,6 +1,9 @@
+import dataclasses
+import re
+
 import pytest
 
-from lmguide import cli, zoo
+from lmguide import cli, makers, zoo
 
 
 def test_models_list_prints_every_model(capsys):
@@ -17,8 +20,9 @@ def test_models_prepare_is_idempotent(capsys):
     assert cli.main(["models", "prepare"]) == 0
     out = capsys.readouterr().out
     assert "making" not in out  # already prepared: nothing redone
-    assert out.count(": ok") == len(zoo.names())
-    lms = [n for n, e in zoo.ENTRIES.items() if e.kind == "causal-lm" and not e.parent]
+    left_out = [n for n, e in zoo.ENTRIES.items() if makers.left_out(e)]  # the optional ladder, when not installed
+    assert out.count(": ok") == len(zoo.names()) - len(left_out) and out.count(": not installed") == len(left_out)
+    lms = [n for n, e in zoo.ENTRIES.items() if e.kind == "causal-lm" and not e.parent and not e.chunks]
     assert out.count("on the whole test split (cached)") == len(lms)  # the notebooks' figures, made once
 
 
@@ -35,3 +39,52 @@ def test_doctor_reports_offline_and_all_models(capsys):
     out = capsys.readouterr().out
     assert "offline" in out and "All good." in out
     assert all(f"model {name}" in out for name in zoo.names())
+
+
+def _fake_ladder(monkeypatch, tmp_path, installed: int, of: int):
+    """A zoo of one chunked entry whose first ``installed`` of ``of`` chunk packages exist (on sys.path)."""
+    chunks = []
+    for i in range(1, of + 1):
+        if i <= installed:
+            (tmp_path / "site" / f"lmguide_fake_part{i}" / "data").mkdir(parents=True)
+            (tmp_path / "site" / f"lmguide_fake_part{i}" / "data" / "part.bin").write_bytes(b"chunk")
+        chunks.append([f"lmguide-fake-part{i}==1.0", f"lmguide_fake_part{i}/data/part.bin", "0" * 64])
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("LMGUIDE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(makers.NO_LADDER, raising=False)
+    e = dataclasses.replace(zoo.ENTRIES["qwen2.5-coder-0.5b"], name="fake-ladder", chunks=chunks)
+    monkeypatch.setattr(zoo, "ENTRIES", {e.name: e})
+    return e
+
+
+def test_a_ladder_that_is_not_installed_is_one_line_everywhere_and_no_failure(capsys, monkeypatch, tmp_path):
+    e = _fake_ladder(monkeypatch, tmp_path, installed=0, of=2)
+    assert cli.main(["models", "prepare", "--no-measure"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"fake-ladder: {makers.left_out(e)}"]
+    assert "not installed (the optional size ladder" in makers.left_out(e) and makers.LADDER_INSTALL in makers.left_out(e)
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"model fake-ladder +not installed", out) and re.search(r"size ladder +not installed", out)
+    assert "All good." in out
+    assert cli.main(["models", "list"]) == 0
+    assert "size ladder (requirements-ladder.txt): not installed; optional:" in capsys.readouterr().out
+    monkeypatch.setenv(makers.NO_LADDER, "1")
+    assert cli.main(["models", "prepare", "--no-measure"]) == 0
+    assert capsys.readouterr().out == "fake-ladder: not installed (LMGUIDE_NO_LADDER=1 leaves out the optional size ladder)\n"
+
+
+def test_a_partly_installed_ladder_fails_prepare_naming_what_to_install(capsys, monkeypatch, tmp_path):
+    _fake_ladder(monkeypatch, tmp_path, installed=1, of=2)
+    assert cli.main(["models", "prepare", "--no-measure"]) == 1
+    out = capsys.readouterr().out
+    assert "fake-ladder: NOT READY: fake-ladder: 1 of its 2 chunk packages are not installed (lmguide-fake-part2==1.0)" in out
+    assert cli.main(["doctor"]) == 1
+    assert re.search(r"size ladder +partly installed \(1 of 2 chunk packages\)", capsys.readouterr().out)
+
+
+def test_list_says_whether_the_real_ladder_is_installed_and_the_disk_it_takes(capsys):
+    assert cli.main(["models", "list"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    state, advice = makers.ladder_state()
+    assert line.startswith("size ladder (requirements-ladder.txt): ") and state in line
+    assert "MiB of chunks in site-packages" in state or state == "not installed"

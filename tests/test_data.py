@@ -1,12 +1,19 @@
 import gzip
 import hashlib
+import importlib.util
 import json
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
 from lmguide import data
-from lmguide.rdata import unserialize
+
+# the R reader is a build-time helper beside scripts/build_corpus.py, not part of the package
+_RDATA = importlib.util.spec_from_file_location("rdata", Path(__file__).resolve().parents[1] / "scripts" / "rdata.py")
+rdata = importlib.util.module_from_spec(_RDATA)
+_RDATA.loader.exec_module(rdata)
+unserialize = rdata.unserialize
 
 
 def test_every_book_is_there_with_many_chapters():

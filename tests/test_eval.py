@@ -5,6 +5,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders
 
+from lmguide import eval as lm_eval
 from lmguide.eval import bits_per_byte, perplexity, total_nats
 
 
@@ -92,3 +93,18 @@ def test_split_bits_per_byte_reads_the_whole_split_once_then_from_the_cache(tmp_
     # another window rule is another figure, not the cached one
     other = split_bits_per_byte(model, tok, "test", key="austen-gpt-small", window=64)
     assert not other["cached"] and other["bits_per_byte"] > first["bits_per_byte"]
+
+
+def test_an_engine_scores_by_the_same_window_rule_as_the_model_it_runs():
+    """Bits per byte through the engine seam (continuation log-probs, chunk by chunk) equals one forward
+    pass per window on the same weights: the rule, not the engine, decides the figure."""
+    import lmguide
+    from lmguide import data, engines
+
+    model, tokenizer = lmguide.load("austen-gpt-small")
+    text = data.austen("test")[:3000]
+    engine = engines.open_engine("austen-gpt-small", "torch", model=model, tokenizer=tokenizer, chunk_size=16)
+    direct = lm_eval.bits_per_byte(model, tokenizer, text, window=128)
+    through = lm_eval.bits_per_byte(engine, tokenizer, text, window=128)
+    assert through == pytest.approx(direct, abs=1e-4)
+    assert lm_eval.window_rule(engine, window=4096) == (lm_eval.context_length(model), lm_eval.context_length(model) // 2)

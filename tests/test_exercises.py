@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from lmguide import exercises
+from lmguide import exercises, grading
 from lmguide.exercises import ChoiceExercise, FunctionExercise, NumberExercise
 
 
@@ -156,11 +156,11 @@ def test_numpy_and_torch_scalars_are_numbers():
 
 
 def test_parse_number_keeps_what_was_typed():
-    n = exercises.parse_number("1,234.50")
+    n = grading.parse_number("1,234.50")
     assert n == 1234.5 and n.text == "1,234.50" and n.significant == 6
-    assert exercises.parse_number(0.67).significant == 2
-    assert exercises.parse_number("2/3").significant is None
-    assert math.isclose(exercises.parse_number("12.5%"), 0.125)
+    assert grading.parse_number(0.67).significant == 2
+    assert grading.parse_number("2/3").significant is None
+    assert math.isclose(grading.parse_number("12.5%"), 0.125)
 
 
 # --- multiple choice, read strictly ------------------------------------------------------------

@@ -13,7 +13,7 @@ def test_lora_parameters_matches_a_real_lora_layer_count(capsys):
     import lmguide
 
     model, _ = lmguide.load("austen-gpt-large")
-    lora.add_lora(model, ["c_attn"], r=4)
+    lora.replace_with_lora(model, ["c_attn"], r=4)
     counted = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert check("nb04.lora_parameters", counted, capsys)[0]
     assert check("nb04.lora_parameters", f"{counted:,}", capsys)[0]  # typed with commas

@@ -61,7 +61,7 @@ def test_a_short_trainer_run_logs_train_and_eval_loss_without_peft_warnings(tmp_
     text = "The kettle boils water. " * 40
     train = finetune.CausalLMDataset(tok, text, 16)
     held = finetune.CausalLMDataset(tok, text[:200], 16)
-    model = finetune.add_lora(tiny_gpt2(), ["c_attn"], expect=2)
+    model = finetune.add_peft_lora(tiny_gpt2(), ["c_attn"], expect=2)
     args = finetune.training_arguments(tmp_path, max_steps=4, per_device_train_batch_size=4, learning_rate=5e-2,
                                        eval_strategy="steps", eval_steps=2, logging_steps=2)
     with warnings.catch_warnings(record=True) as caught:
@@ -75,32 +75,23 @@ def test_a_short_trainer_run_logs_train_and_eval_loss_without_peft_warnings(tmp_
     assert history["train loss"].iloc[-1] < history["train loss"].iloc[0]
 
 
-def test_quiet_peft_hides_only_its_warning():
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with finetune.quiet_peft():
-            warnings.warn("`is_gradient_checkpointing` is deprecated", FutureWarning)
-            warnings.warn("something else", FutureWarning)
-    assert [str(w.message) for w in caught] == ["something else"]
-
-
 def test_add_lora_counts_and_refuses_names_that_match_nothing():
-    model = finetune.add_lora(tiny_gpt2(), ["c_attn", "c_proj"], r=2, expect=6)
+    model = finetune.add_peft_lora(tiny_gpt2(), ["c_attn", "c_proj"], r=2, expect=6)
     # per block: c_attn 16 -> 48, attn.c_proj 16 -> 16, mlp.c_proj 64 -> 16; r = 2
     assert finetune.count_parameters(model)["trainable"] == 2 * 2 * (64 + 32 + 80)
     assert model.peft_config["default"].fan_in_fan_out  # Conv1D: weight stored (in, out)
     with pytest.raises(ValueError, match="q_proj"):
-        finetune.add_lora(tiny_gpt2(), ["c_attn", "q_proj"])
+        finetune.add_peft_lora(tiny_gpt2(), ["c_attn", "q_proj"])
     with pytest.raises(ValueError, match="not the 5 expected"):
-        finetune.add_lora(tiny_gpt2(), ["c_attn", "c_proj"], expect=5)
-    llama = finetune.add_lora(tiny_llama(), ["q_proj", "v_proj"], expect=4)
+        finetune.add_peft_lora(tiny_gpt2(), ["c_attn", "c_proj"], expect=5)
+    llama = finetune.add_peft_lora(tiny_llama(), ["q_proj", "v_proj"], expect=4)
     assert not llama.peft_config["default"].fan_in_fan_out
 
 
 def test_memory_account_counts_gradients_and_adamw_state():
     batch = torch.randint(0, 300, (2, 8))
     full = finetune.memory_account(tiny_gpt2(), batch)
-    lora = finetune.memory_account(finetune.add_lora(tiny_gpt2(), ["c_attn"]), batch)
+    lora = finetune.memory_account(finetune.add_peft_lora(tiny_gpt2(), ["c_attn"]), batch)
     n = sum(p.numel() for p in tiny_gpt2().parameters())
     assert full["trainable"] == n and full["grads MiB"] == pytest.approx(n * 4 / 2**20)
     assert full["AdamW state MiB"] == pytest.approx(2 * full["grads MiB"])
@@ -113,7 +104,7 @@ def test_compare_step_costs_has_a_row_per_setup_and_trains():
     batch = torch.randint(0, 300, (2, 8))
     model = tiny_gpt2()
     before = model.transformer.wte.weight.detach().clone()
-    table = finetune.compare_step_costs({"full": (model, batch), "lora": (finetune.add_lora(tiny_gpt2(), ["c_attn"]), batch)},
+    table = finetune.compare_step_costs({"full": (model, batch), "lora": (finetune.add_peft_lora(tiny_gpt2(), ["c_attn"]), batch)},
                                         repeats=2, warmup=0)
     assert list(table.index) == ["full", "lora"]
     assert (table["s/step"] > 0).all() and table.loc["lora", "trainable"] < table.loc["full", "trainable"]
@@ -123,7 +114,7 @@ def test_compare_step_costs_has_a_row_per_setup_and_trains():
 def test_measure_in_subprocess_reports_peak_rss():
     result = finetune.measure_in_subprocess("austen-gpt-small", "lora", 1, 8, repeats=1)
     assert result["trainable"] == 56_320 and result["model"] == "austen-gpt-small"
-    assert result["peak_rss_MiB"] > result["total MiB"] > 0
+    assert result["peak RSS MiB"] > result["total MiB"] > 0 and result["training RAM MiB"] > 0
     with pytest.raises(ValueError, match="mode must be 'full' or 'lora'"):
         finetune.measure_in_subprocess("austen-gpt-small", "half", 1, 8)
     with pytest.raises(RuntimeError, match="measuring no-such-model full failed: .*no-such-model"):

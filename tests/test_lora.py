@@ -42,7 +42,7 @@ def test_layer_matches_a_dense_update_and_merges(base):
 
 def test_only_a_and_b_are_trainable():
     model = tiny_gpt2()
-    names = lora.add_lora(model, ["c_attn", "c_proj"], r=4)
+    names = lora.replace_with_lora(model, ["c_attn", "c_proj"], r=4)
     assert len(names) == 2 * 3  # per block: attn.c_attn, attn.c_proj, mlp.c_proj
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(n.endswith(("lora_A", "lora_B")) for n in trainable)
@@ -52,15 +52,15 @@ def test_only_a_and_b_are_trainable():
 
 def test_unknown_target_is_an_error():
     with pytest.raises(ValueError, match="q_proj"):
-        lora.add_lora(tiny_gpt2(), ["c_attn", "q_proj"])
+        lora.replace_with_lora(tiny_gpt2(), ["c_attn", "q_proj"])
 
 
 @pytest.mark.parametrize("make, targets", [(tiny_gpt2, ["c_attn", "c_proj"]), (tiny_llama, ["q_proj", "v_proj", "down_proj"])])
 def test_scratch_lora_equals_peft_on_the_same_weights(make, targets):
     base = make()
     ours = copy.deepcopy(base)
-    theirs = finetune.add_lora(copy.deepcopy(base), targets, r=4, alpha=8, init_lora_weights=False)
-    n = len(lora.add_lora(ours, targets, r=4, alpha=8))
+    theirs = finetune.add_peft_lora(copy.deepcopy(base), targets, r=4, alpha=8, init_lora_weights=False)
+    n = len(lora.replace_with_lora(ours, targets, r=4, alpha=8))
     assert lora.copy_from_peft(ours, theirs) == n
     ids = torch.randint(0, 50, (2, 10))
     with torch.no_grad():
@@ -76,7 +76,7 @@ def test_scratch_lora_equals_peft_on_the_same_weights(make, targets):
 def test_merged_model_gives_the_same_logits_as_peft_merge():
     base = tiny_gpt2()
     ours = copy.deepcopy(base)
-    lora.add_lora(ours, ["c_attn", "c_proj"], r=4)
+    lora.replace_with_lora(ours, ["c_attn", "c_proj"], r=4)
     randomize_b(ours)
     ids = torch.randint(0, 50, (2, 10))
     with torch.no_grad():
@@ -86,7 +86,7 @@ def test_merged_model_gives_the_same_logits_as_peft_merge():
     assert not lora.lora_layers(ours)
     assert isinstance(ours.transformer.h[0].attn.c_attn, Conv1D)
     torch.testing.assert_close(merged, unmerged, rtol=1e-5, atol=1e-5)
-    peft_model = finetune.add_lora(copy.deepcopy(base), ["c_attn", "c_proj"], r=4, init_lora_weights=False)
+    peft_model = finetune.add_peft_lora(copy.deepcopy(base), ["c_attn", "c_proj"], r=4, init_lora_weights=False)
     with torch.no_grad():
         want = peft_model(ids).logits
         got = peft_model.merge_and_unload()(ids).logits
@@ -95,7 +95,7 @@ def test_merged_model_gives_the_same_logits_as_peft_merge():
 
 def test_saved_adapter_reloads_to_the_same_logits(tmp_path):
     base = tiny_gpt2()
-    peft_model = finetune.add_lora(copy.deepcopy(base), ["c_attn"], r=2, init_lora_weights=False)
+    peft_model = finetune.add_peft_lora(copy.deepcopy(base), ["c_attn"], r=2, init_lora_weights=False)
     files = lora.save_adapter(peft_model, tmp_path, "tiny", dtype=torch.float32)
     assert files == ["adapter_config.json", "adapter_model.safetensors"]
     assert "tiny" in (tmp_path / "adapter_config.json").read_text()
@@ -110,7 +110,7 @@ def test_saved_adapter_reloads_to_the_same_logits(tmp_path):
 def test_fp16_adapter_holds_every_matrix_at_half_the_bytes(tmp_path):
     from safetensors.torch import load_file
 
-    peft_model = finetune.add_lora(tiny_gpt2(), ["c_attn"], r=2)
+    peft_model = finetune.add_peft_lora(tiny_gpt2(), ["c_attn"], r=2)
     lora.save_adapter(peft_model, tmp_path / "a", "tiny", dtype=torch.float32)
     lora.save_adapter(peft_model, tmp_path / "b", "tiny")
     a, b = (load_file(str(tmp_path / d / "adapter_model.safetensors")) for d in "ab")

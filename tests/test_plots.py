@@ -52,7 +52,7 @@ def test_positions_figure_has_values_and_similarities():
     fig = plots.positions({"sinusoidal": sinusoidal_positions(32, 16), "random": torch.randn(32, 16)})
     panels = [ax for ax in fig.axes if ax.images]
     assert len(panels) == 4 and all(labelled(ax) for ax in panels)
-    sim = plots.cosine_similarity_matrix(sinusoidal_positions(32, 16))
+    sim = plots.position_similarity(sinusoidal_positions(32, 16))
     np.testing.assert_allclose(np.diag(sim), 1.0, atol=1e-6)
 
 

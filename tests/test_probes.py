@@ -121,7 +121,7 @@ def test_random_secrets_are_distinct_seeded_and_exclude():
 def test_exposure_and_rank():
     assert probes.exposure(1, 1024) == 10 and probes.exposure(1024, 1024) == 0
     assert math.isclose(probes.exposure(32, 1024), 5)
-    assert probes.rank_of(0.5, [0.9, 0.1, 0.7]) == 3 and probes.rank_of(2.0, [0.9]) == 1
+    assert probes.canary_rank(0.5, [0.9, 0.1, 0.7]) == 3 and probes.canary_rank(2.0, [0.9]) == 1
     with pytest.raises(ValueError):
         probes.exposure(0, 10)
 

@@ -5,8 +5,8 @@ import torch
 from hypothesis import assume, given, settings, strategies as st
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from lmguide.sampling import (apply_temperature, beam_search, generate_text, greedy_generate, sample_generate,
-                              sample_next_token, top_k_filter, top_p_filter)
+from lmguide.sampling import (apply_temperature, beam_search, check_temperature, generate_text, greedy_generate,
+                              sample_generate, sample_next_token, top_k_filter, top_p_filter)
 
 torch.set_num_threads(1)
 EOS = 0
@@ -186,7 +186,7 @@ def test_one_beam_is_greedy(model):
 # --- generate_text -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tokenizer_and_model():
-    from lmguide.tokenizers import train_bpe
+    from lmguide.tokenization import train_bpe
     text = "It is a truth universally acknowledged, that a single man in possession of a good fortune " * 20
     tok = train_bpe(text, vocab_size=300)
     torch.manual_seed(123)
@@ -218,6 +218,8 @@ def test_generate_text_sample_and_beam(tokenizer_and_model):
     (lambda m: sample_next_token(torch.zeros(1, 5), temperature=0),
      r"temperature must be > 0 \(got 0\); use greedy decoding for temperature 0"),
     (lambda m: apply_temperature(torch.zeros(5), -1.0), r"got -1.0\); use greedy decoding"),
+    (lambda m: apply_temperature(torch.zeros(5), float("nan")), r"got nan\); use greedy decoding"),
+    (lambda m: check_temperature(0, fix="T = 1 is the plain softmax"), r"\(got 0\); T = 1 is the plain softmax"),
     (lambda m: top_k_filter(torch.zeros(5), 0), r"top_k must be an integer >= 1 \(got 0\); use top_k=None"),
     (lambda m: top_k_filter(torch.zeros(5), 2.5), r"top_k must be an integer >= 1 \(got 2.5\)"),
     (lambda m: top_p_filter(torch.zeros(5), 0.0), r"top_p must be in \(0, 1\] \(got 0.0\); use top_p=None"),

@@ -149,10 +149,10 @@ def test_semantic_vectors_have_length_one(fake_index):
     torch.testing.assert_close(fake_index.vectors.norm(dim=1), torch.ones(len(TEXTS)))
 
 
-def test_rank_of(fake_index):
+def test_passage_rank(fake_index):
     scores = fake_index.scores("Baddeley tea butler")
-    assert search.rank_of(scores, 2) == 1
-    assert search.rank_of(torch.tensor([0.5, 0.5, 0.9]), 1) == 3  # ties keep passage order
+    assert search.passage_rank(scores, 2) == 1
+    assert search.passage_rank(torch.tensor([0.5, 0.5, 0.9]), 1) == 3  # ties keep passage order
 
 
 @pytest.mark.parametrize("query, k, match", [("", 5, "query is empty"), ("   ", 5, "query is empty"),
@@ -224,7 +224,7 @@ def test_ranks_of_relevant_takes_the_best_ranked_relevant_passage(fake_index):
     for index in (fake_index, search.BM25Index(TEXTS)):
         ranks = search.ranks_of_relevant(index, questions, relevant)
         assert ranks[:2] == [1, 1]
-        expected = [search.rank_of(index.scores(q), r[0]) for q, r in zip(questions, relevant)]
+        expected = [search.passage_rank(index.scores(q), r[0]) for q, r in zip(questions, relevant)]
         assert ranks[2] == expected[2] > 1
     with pytest.raises(ValueError, match="no relevant passage"):
         search.ranks_of_relevant(fake_index, ["tea"], [[]])

@@ -13,7 +13,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def tiny():
-    from lmguide.tokenizers import train_bpe
+    from lmguide.tokenization import train_bpe
 
     tok = train_bpe("It is a truth universally acknowledged, that a single man " * 20, vocab_size=300)
     torch.manual_seed(123)

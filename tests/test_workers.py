@@ -54,6 +54,14 @@ def test_a_failure_is_one_sentence_and_the_next_job_still_runs():
     assert workers.run(_grow, 1)["peak MiB"] > 0
 
 
+def test_run_or_raise_names_the_job_in_one_sentence():
+    assert workers.run_or_raise("growing", _grow, 1)["peak MiB"] > 0
+    with pytest.raises(RuntimeError) as caught:
+        workers.run_or_raise("measuring a model", _fails)
+    assert str(caught.value) == "measuring a model failed: ValueError: a clear reason"
+    assert not isinstance(caught.value, workers.JobError)
+
+
 def test_stop_ends_the_helper_and_run_starts_it_again():
     workers.run(_grow, 1)
     workers.stop()

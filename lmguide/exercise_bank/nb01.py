@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from lmguide.exercises import FunctionExercise, NumberExercise, parse_number, register
+from lmguide.exercises import FunctionExercise, NumberExercise, register
+from lmguide.grading import parse_number
 from lmguide.params import gpt2_param_count
 
 # a small GPT-2, close to lmguide's "small" model; plain numbers so the learner can do the sum

@@ -5,7 +5,8 @@ import re
 
 import torch
 
-from lmguide.exercises import AnswerError, Exercise, FunctionExercise, NumberExercise, register
+from lmguide.exercises import Exercise, FunctionExercise, NumberExercise, register
+from lmguide.grading import AnswerError
 
 
 def _padded_batch():

@@ -18,12 +18,12 @@ class DecodeBound(NumberExercise):
     )
     solution_code = """
 weight_bytes = 360e6 * 2                  # 720 MB per token
-lg.bench.decode_bound(weight_bytes, 50)   # 50e9 / 720e6
+lg.hardware.decode_bound(weight_bytes, 50)   # 50e9 / 720e6
 """
     wrong_example = 138.9  # forgot that bf16 is 2 bytes: 50e9 / 360e6
 
     def solve(self):
-        from lmguide.bench import decode_bound
+        from lmguide.hardware import decode_bound
 
         return decode_bound(360e6 * 2, 50.0)
 
@@ -100,7 +100,7 @@ def route_accuracy(results, threshold):
 @register("nb07.pareto")
 class Pareto(FunctionExercise):
     function_name = "pareto_front"
-    library_function = "lmguide.bench.pareto_front"
+    library_function = "lmguide.measure.table.pareto_front"
     prompt = ("Write pareto_front(points): `points` maps a model name to (quality, speed), both higher-is-"
               "better. Return the names that no other model beats: a model is dominated when another is "
               "at least as good on both and strictly better on one. Check with q.check(pareto_front).")
@@ -121,7 +121,7 @@ def pareto_front(points):
                                                  max(points, key=lambda n: points[n][1])])
 
     def solve(self):
-        from lmguide.bench import pareto_front
+        from lmguide.measure.table import pareto_front
 
         return pareto_front
 

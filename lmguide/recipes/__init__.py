@@ -6,13 +6,14 @@ card), ``training.json`` and ``zoo.json`` through ``lmguide.zoo.write_entry``).
     minilm_qa         minilm-qa: all-MiniLM-L6-v2 fine-tuned for extractive QA on the project's QA set
     quantized         the int8 variants (austen-gpt-large-int8 shipped; minilm-qa-int8 and
                       smollm2-135m-int8 made at prepare time) and their precision tables
-    lora_support      a LoRA adapter for a zoo LM on the Kettlewise support texts (not shipped yet)
+    lora_support      PARENT-support: a LoRA adapter for a zoo LM on the Kettlewise support texts
+                      (austen-gpt-small-support is shipped, in lmguide/weights/)
     distilled_austen  austen-gpt-distilled: a 3-layer KD student of austen-gpt-large, and its no-KD control
 
 Plumbing shared by the recipes: ``distributed`` runs a recipe as one process or under
 ``torchrun --nproc_per_node N`` (DDP; gloo on CPU, nccl on GPUs; rank 0 logs and saves).
 
 The lessons these recipes use (BPE training, bits per byte, QA feature labelling and decoding)
-live in the flat topic modules (``lmguide.tokenizers``, ``lmguide.eval``, ``lmguide.qa``); a recipe
+live in the flat topic modules (``lmguide.tokenization``, ``lmguide.eval``, ``lmguide.qa``); a recipe
 holds only the training run and its bookkeeping.
 """

@@ -27,8 +27,8 @@ import torch
 from lmguide import zoo
 from lmguide.eval import bits_per_byte
 from lmguide.recipes import distributed
-from lmguide.tokenizers import ENDOFTEXT as EOS
-from lmguide.tokenizers import train_bpe
+from lmguide.tokenization import ENDOFTEXT as EOS
+from lmguide.tokenization import train_bpe
 
 
 @dataclasses.dataclass
@@ -183,7 +183,7 @@ kind of text. Licence: MIT (the training text is in the public domain).
 |---|---|
 | architecture | {n_layer} layers, {n_head} heads, {n_embd} dims, context {n_ctx} tokens, tied input/output embeddings |
 | parameters | {parameters:,d} |
-| tokenizer | byte-level BPE, {vocab_size} tokens, learned on the `train` split only (`lmguide.tokenizers.train_bpe`) |
+| tokenizer | byte-level BPE, {vocab_size} tokens, learned on the `train` split only (`lmguide.tokenization.train_bpe`) |
 | data | `lmguide.data.austen("train")`: {train_tokens:,d} tokens; `val` chapters for model selection; `test` chapters never seen |
 | training | {steps} steps x {batch_size} sequences x {n_ctx} tokens = {seen_tokens:.1f} M tokens ({epochs:.1f} epochs); AdamW (0.9, 0.95), weight decay {weight_decay}, peak LR {lr} with {warmup} warm-up steps and cosine decay to {min_lr}; dropout {dropout} on embeddings and residual branches; bfloat16 autocast; seed {seed} |
 | kept weights | step {best_step} (best `val` score during training), stored as fp16 safetensors |

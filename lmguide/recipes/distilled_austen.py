@@ -25,7 +25,7 @@ import torch
 
 from lmguide import zoo
 from lmguide.recipes import distributed
-from lmguide.tokenizers import ENDOFTEXT as EOS
+from lmguide.tokenization import ENDOFTEXT as EOS
 
 NAME = "austen-gpt-distilled"
 TEACHER = "austen-gpt-large"

@@ -97,7 +97,7 @@ def main(argv=None) -> dict:
     print("before:", before["bits per byte"], flush=True)
 
     torch.manual_seed(args.seed)
-    peft_model = finetune.add_lora(model, targets, r=args.rank, alpha=2 * args.rank,
+    peft_model = finetune.add_peft_lora(model, targets, r=args.rank, alpha=2 * args.rank,
                                    expect=model.config.num_hidden_layers * (len(targets) + (model.config.model_type == "gpt2")))
     counts = finetune.count_parameters(peft_model)
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,7 +176,7 @@ def write_card(out: Path, r: dict) -> None:
                 "\nThe two processes ran one after the other on the same machine: compare them with each other, "
                 "not with timings from elsewhere.\n\n"
                 "| | trainable | s/step (median) | peak RSS MiB | tensor account MiB |\n|---|---|---|---|---|\n"
-                + "\n".join(f"| {m} | {c['trainable']:,} | {c['s/step']:.2f} | {c['peak_rss_MiB']:.0f} | {c['total MiB']:.0f} |"
+                + "\n".join(f"| {m} | {c['trainable']:,} | {c['s/step']:.2f} | {c['peak RSS MiB']:.0f} | {c['total MiB']:.0f} |"
                             for m, c in r["step cost"].items()) + "\n")
     text = f"""# {r['name']}
 

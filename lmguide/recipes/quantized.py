@@ -3,17 +3,18 @@
     python -m lmguide.recipes.quantized --out lmguide/weights/austen-gpt-large-int8
     python -m lmguide.recipes.quantized --variant smollm2-135m-int8 --out lmguide/weights/smollm2-135m-int8 --measure
 
-- ``austen-gpt-large-int8`` ships its weights (int8 codes + scales in safetensors, ~3 MB).
-- ``minilm-qa-int8`` and ``smollm2-135m-int8`` are too big for git (~34 and ~135 MB): their
+- ``austen-gpt-large-int8`` ships its weights (int8 codes + scales in safetensors, ~7 MiB).
+- ``minilm-qa-int8`` and ``smollm2-135m-int8`` are too big for git (~33 and ~129 MiB): their
   folder holds only ``zoo.json`` with ``make="lmguide.recipes.quantized:make_int8"``, the card and
   ``training.json``; ``lmguide models prepare`` makes the weights in the user cache from the
   parent model (deterministic: the same parent gives the same bytes).
 
 ``--measure`` loads the parent once per precision (fp32, bf16, fp16, torch's dynamic int8, our
-int8 and int4), measures size, latency and quality on the whole held-out split (caching the
-bits per byte in the user cache, so notebook 05 reads them back), and writes the table into
+int8 and int4), measures size (MiB), latency and quality on the whole held-out split (caching the
+score in the user cache, so notebook 05 reads it back), and writes the table into
 ``training.json`` and ``README.md``. For SmolLM2 that takes minutes per precision on 2 threads.
-The lesson code (quantizers, ``QuantLinear``, the measurements) is ``lmguide.quantize``.
+The lesson code (quantizers, ``QuantLinear``) is ``lmguide.quantize``; the measurements are
+``lmguide.measure.precision``.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lmguide import quantize, zoo
+from lmguide.measure.precision import measure_precision
 
 VARIANTS = {"austen-gpt-large-int8": "austen-gpt-large", "minilm-qa-int8": "minilm-qa",
             "smollm2-135m-int8": "smollm2-135m"}
@@ -57,8 +59,8 @@ def _card(name: str, parent: str, info: dict) -> str:
 
         table = pd.DataFrame(rows).set_index(["model", "precision"])
         lines += [f"Measured {info['measured']} on {info['threads']} torch threads ({info['cpu']}), "
-                  f"wall time {info['wall seconds']:.0f} s; quality is bits per byte on the whole Austen test split "
-                  "(lower is better) or SQuAD dev F1, always answering (higher is better):", "",
+                  f"wall time {info['wall seconds']:.0f} s; sizes in MiB (2**20 bytes); quality is bits per byte on the "
+                  "whole Austen test split (lower is better) or SQuAD dev F1, always answering (higher is better):", "",
                   "```", table.round(3).to_string(), "```", ""]
     return "\n".join(lines)
 
@@ -88,7 +90,7 @@ def write_variant(name: str, out: Path, measure: bool = False, precisions=quanti
     if measure:
         rows = []
         for precision in tqdm(precisions, desc=f"measuring {parent}", unit="precision", disable=not progress):
-            rows.append(quantize.measure_precision(parent, precision))
+            rows.append(measure_precision(parent, precision))
             tqdm.write(f"{precision}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                                     for k, v in rows[-1].items() if k not in ("model", "precision")))
         info.update({"results": rows, "measured": time.strftime("%Y-%m-%d"),
@@ -104,6 +106,15 @@ def write_variant(name: str, out: Path, measure: bool = False, precisions=quanti
     return info
 
 
+def write_card(name: str, out: Path) -> Path:
+    """Re-write the variant's ``README.md`` from its ``training.json`` (no model loaded, nothing measured)."""
+    out = Path(out)
+    info = json.loads((out / "training.json").read_text())
+    card = out / "README.md"
+    card.write_text(_card(name, VARIANTS[name], info))
+    return card
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variant", default="austen-gpt-large-int8", choices=sorted(VARIANTS))
@@ -111,7 +122,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--measure", action="store_true", help="measure every precision of the parent for the card")
     parser.add_argument("--precisions", nargs="+", default=list(quantize.PRECISIONS), choices=quantize.PRECISIONS)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--card-only", action="store_true", help="only re-write README.md from training.json")
     args = parser.parse_args(argv)
+    if args.card_only:
+        print(f"wrote {write_card(args.variant, args.out)}")
+        return json.loads((args.out / "training.json").read_text())
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     info = write_variant(args.variant, args.out, args.measure, tuple(args.precisions))

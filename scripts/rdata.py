@@ -4,6 +4,8 @@ Only the parts of R's XDR serialization format that data packages of
 character vectors use are covered: pairlists, symbols, strings, vectors
 and attributes. It is enough to get the novels out of Debian's
 ``r-cran-janeaustenr`` package; anything else raises a clear error.
+A build-time helper of ``scripts/build_corpus.py`` (which imports it from beside itself),
+not part of the installed package.
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from pathlib import Path
 NILSXP, SYMSXP, LISTSXP, CHARSXP, LGLSXP = 0, 1, 2, 9, 10
 INTSXP, REALSXP, STRSXP, VECSXP = 13, 14, 16, 19
 REFSXP, NILVALUE_SXP, EMPTYENV_SXP, GLOBALENV_SXP = 255, 254, 242, 253
-NA_LENGTH = 0xFFFFFFFF
 
 
 class _Reader:

@@ -10,6 +10,9 @@ GPT-2's merge table ships inside the installed ``openai-whisper`` package
 (``whisper/assets/gpt2.tiktoken``, byte-identical to OpenAI's ``r50k_base.tiktoken``).
 We find that folder without importing whisper (importing it needs numba) and build a
 ``tiktoken.Encoding`` from it, so nothing is downloaded.
+
+Named ``tokenization`` (not ``tokenizers``) so that a learner's ``from lmguide import tokenization``
+never shadows Hugging Face's ``tokenizers`` package in the notebook's namespace.
 """
 from __future__ import annotations
 

@@ -1,0 +1,119 @@
+"""The comparison table: every zoo model measured the same way, its Pareto front, a recommendation,
+and the results file ``lmguide bench`` writes and notebook 07 reads.
+"""
+from __future__ import annotations
+
+from lmguide._util import MIB, read_json, write_json_atomic
+from lmguide.hardware import decode_bound, hardware_class
+from lmguide.measure import rows as rows_mod
+
+
+def table(names=None, repeats: int = 3, threads: int = 2, quick: bool = False, progress: bool = True,
+          bandwidth: dict | None = None, **options):
+    """The comparison table: one row per model (default: every zoo entry), each measured in its own process.
+
+    With a ``bandwidth`` (from :func:`memory_bandwidth`) generators also get their decode bound
+    and the share of it they reach.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from lmguide import zoo
+
+    names = list(names or zoo.names())
+    unknown = [n for n in names if n not in zoo.ENTRIES]
+    if unknown:
+        raise ValueError(f"unknown model {unknown[0]!r}; choose from {', '.join(zoo.names())}")
+    rows = []
+    for name in tqdm(names, desc="measuring models", disable=not progress):
+        rows.append(rows_mod.measure_isolated(name, repeats=repeats, threads=threads, quick=quick, **options))
+    frame = pd.DataFrame(rows).set_index("model")
+    frame["hardware class"] = [hardware_class(m) for m in frame["model RAM MiB"]]
+    if bandwidth is not None and "tokens/s" in frame:
+        bound = [decode_bound(m * MIB, bandwidth["GB/s"]) for m in frame["weights in RAM MiB"]]
+        frame["bound tokens/s"] = pd.Series(bound, index=frame.index).where(frame["kind"] == "causal-lm")
+        frame["% of bound"] = 100 * frame["tokens/s"] / frame["bound tokens/s"]
+    return frame
+
+
+def pareto_front(points: dict, lower_quality_is_better: bool = False) -> list[str]:
+    """Names of the points no other point beats on both axes; ``points`` maps name -> (quality, speed).
+
+    Speed is always higher-is-better; quality is too unless ``lower_quality_is_better`` (bits per
+    byte). A point is dominated when another is at least as good on both and better on one.
+    """
+    sign = -1.0 if lower_quality_is_better else 1.0
+    clean = {n: (sign * q, s) for n, (q, s) in points.items() if q == q and s == s}  # drop NaN
+    front = []
+    for name, (q, s) in clean.items():
+        dominated = any(q2 >= q and s2 >= s and (q2 > q or s2 > s) for other, (q2, s2) in clean.items() if other != name)
+        if not dominated:
+            front.append(name)
+    return front
+
+
+NEEDS = {"write text": ("causal-lm",), "answer from documents": ("question-answering", "encoder"),
+         "search documents": ("encoder",)}
+
+
+def recommend(frame, need: str, max_ram_mib: float, max_first_token_ms: float, min_tokens_per_s: float = 0.0):
+    """Which measured models meet the needs, best quality first, each with the reason it fits or not.
+
+    ``frame`` is the comparison table; ``need`` one of :data:`NEEDS`. Returns a DataFrame with
+    columns fits (bool), quality and why (one sentence naming the limit a model breaks).
+    """
+    import pandas as pd
+
+    if need not in NEEDS:
+        raise ValueError(f"need must be one of {', '.join(NEEDS)} (got {need!r})")
+    rows = []
+    for name, r in frame[frame["kind"].isin(NEEDS[need])].iterrows():
+        reasons = []
+        if r["model RAM MiB"] > max_ram_mib:
+            reasons.append(f"needs {r['model RAM MiB']:,.0f} MiB of RAM (> {max_ram_mib:,.0f})")
+        if r["first token ms"] > max_first_token_ms:
+            reasons.append(f"first output after {r['first token ms']:,.0f} ms (> {max_first_token_ms:,.0f})")
+        speed = r.get("tokens/s", float("nan"))
+        if r["kind"] == "causal-lm" and speed == speed and speed < min_tokens_per_s:
+            reasons.append(f"{speed:,.1f} tokens/s (< {min_tokens_per_s:,.1f})")
+        why = ("fits: " + f"{r['model RAM MiB']:,.0f} MiB, first output {r['first token ms']:,.0f} ms, "
+               f"{r['quality task']} {r['quality']:.3g}") if not reasons else "does not fit: " + "; ".join(reasons)
+        rows.append({"model": name, "kind": r["kind"], "fits": not reasons, "quality task": r["quality task"],
+                     "quality": r["quality"], "why": why})
+    out = pd.DataFrame(rows, columns=["model", "kind", "fits", "quality task", "quality", "why"]).set_index("model")
+    lower_better = out["quality task"].str.contains("bits/byte")
+    out["rank key"] = out["quality"].where(~lower_better, -out["quality"])
+    return out.sort_values(["fits", "kind", "rank key"], ascending=[False, True, False]).drop(columns="rank key")
+
+
+# --- results on disk: what `lmguide bench` writes and notebook 07 reads ------------------------
+def results_file():
+    from lmguide import zoo
+
+    return zoo.cache_dir() / "bench" / "results.json"
+
+
+def save_results(results: dict, file=None) -> None:
+    """Store what ``lmguide bench`` measured (tables as records), atomically."""
+    write_json_atomic(file or results_file(), results, indent=1, default=_json_default)
+
+
+def load_results(file=None) -> dict | None:
+    """What ``lmguide bench`` stored (machine, bandwidth, table, ...), or None if it has not run."""
+    return read_json(file or results_file())
+
+
+def _json_default(value):
+    if hasattr(value, "to_dict"):
+        return value.reset_index().to_dict(orient="records")
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot store a {type(value).__name__} in the results file")
+
+
+def frame_from_results(results: dict, part: str = "table"):
+    """A stored table back as a DataFrame (indexed by model for the comparison table)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(results[part])
+    return frame.set_index("model") if "model" in frame else frame

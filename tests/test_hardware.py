@@ -1,0 +1,56 @@
+"""Bandwidth, weight bytes, the decode bound, hardware classes and thread scaling (lmguide.hardware)."""
+import pytest
+import torch
+
+from lmguide import hardware
+
+torch.set_num_threads(1)
+
+
+def test_decode_bound_is_bandwidth_over_bytes():
+    assert hardware.decode_bound(500_000_000, 50.0) == pytest.approx(100.0)  # 50 GB/s / 0.5 GB per token
+    with pytest.raises(ValueError, match="must be > 0"):
+        hardware.decode_bound(0, 50.0)
+
+
+def test_memory_bandwidth_measures_a_copy():
+    r = hardware.memory_bandwidth(mib=64, repeats=2)
+    assert r["GB/s"] > 0 and len(r["runs s"]) == 2
+    with pytest.raises(ValueError, match="CPU caches"):
+        hardware.memory_bandwidth(mib=8)
+
+
+def test_weight_bytes_counts_tied_weights_once(model):
+    unique = {p.data_ptr(): p for p in model.parameters()}
+    assert hardware.weight_bytes(model) == 4 * sum(p.numel() for p in unique.values()) + sum(
+        b.numel() * b.element_size() for b in model.buffers() if b.is_floating_point())
+    assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()  # GPT-2 ties them
+
+
+def test_weight_bytes_sees_torch_int8_linear_layers():
+    import warnings
+
+    lin = torch.nn.Sequential(torch.nn.Linear(64, 64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = torch.ao.quantization.quantize_dynamic(lin, {torch.nn.Linear}, dtype=torch.qint8)
+    assert 64 * 64 <= hardware.weight_bytes(q) < hardware.weight_bytes(lin) / 3
+
+
+def test_hardware_class_takes_the_smallest_budget_that_holds_the_model():
+    assert hardware.hardware_class(10) == hardware.HARDWARE_CLASSES[0][0]
+    assert hardware.hardware_class(64.5) == hardware.HARDWARE_CLASSES[1][0]
+    assert hardware.hardware_class(1e9) == hardware.HARDWARE_CLASSES[-1][0]
+    assert "MiB" in hardware.hardware_rule()
+
+
+def test_thread_scaling_restores_the_thread_count(model):
+    before = torch.get_num_threads()
+    rows = hardware.thread_scaling(model, torch.tensor([[1, 2, 3]]), threads=[1, 2], new_tokens=16, repeats=3)  # enough to stay positive under load
+    assert [r["threads"] for r in rows] == [1, 2] and all(r["tokens/s"] > 0 for r in rows)
+    assert torch.get_num_threads() == before
+
+
+def test_machine_records_versions():
+    m = hardware.machine()
+    assert m["torch"] == torch.__version__ and m["cores"] >= 1 and m["cpu"]

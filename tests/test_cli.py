@@ -88,3 +88,57 @@ def test_list_says_whether_the_real_ladder_is_installed_and_the_disk_it_takes(ca
     state, advice = makers.ladder_state()
     assert line.startswith("size ladder (requirements-ladder.txt): ") and state in line
     assert "MiB of chunks in site-packages" in state or state == "not installed"
+
+
+def _ladder_runs() -> bool:
+    from lmguide.engines import llama_cpp
+
+    return llama_cpp.available() and not makers.left_out(zoo.entry("qwen2.5-coder-1.5b"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "gpt-17", "hi"], "'gpt-17' is not a causal language model in the zoo; choose from"),
+    (["generate", "minilm-l6", "hi"], "'minilm-l6' is not a causal language model"),
+    (["generate", "austen-gpt-small", "hi", "--max-new-tokens", "0"], "--max-new-tokens must be >= 1 (got 0)"),
+    (["generate", "austen-gpt-small", "hi", "--temperature", "-1"], "--temperature must be >= 0 (got -1.0)"),
+    (["generate", "austen-gpt-small", "hi", "--seed", "3"], "--seed only matters with sampling"),
+    (["generate", "austen-gpt-small", "hi", "--chat"], "austen-gpt-small has no chat template in its files"),
+])
+def test_generate_bad_input_is_one_sentence(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_generate_is_greedy_by_default_and_seeded_when_sampling(capsys):
+    outputs = []
+    for argv in (["generate", "austen-gpt-small", "It is a truth", "--max-new-tokens", "12"],) * 2 + (
+            ["generate", "austen-gpt-small", "It is a truth", "--max-new-tokens", "12", "--temperature", "1.5",
+             "--seed", "1"],) * 2:
+        assert cli.main(argv) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and outputs[2] == outputs[3]  # greedy, and sampling with one seed, repeat
+    assert outputs[0].strip() and outputs[0] != outputs[2]
+
+
+def test_generate_streams_the_answer_piece_by_piece(monkeypatch, capsys):
+    from lmguide.engines.base import Engine
+
+    pieces = []
+    real = Engine.stream_text
+
+    def spy(self, *args, **kwargs):
+        for piece in real(self, *args, **kwargs):
+            pieces.append(piece)
+            yield piece
+
+    monkeypatch.setattr(Engine, "stream_text", spy)
+    assert cli.main(["generate", "austen-gpt-small", "It is a truth", "--max-new-tokens", "8"]) == 0
+    assert len(pieces) > 1 and capsys.readouterr().out == "".join(pieces) + "\n"
+
+
+@pytest.mark.skipif(not _ladder_runs(), reason="the size ladder or the llama.cpp build is not installed here")
+def test_generate_chats_with_the_ladder_offline(capsys):
+    assert cli.main(["generate", "qwen2.5-coder-1.5b", "What is the capital of Australia?", "--chat",
+                     "--max-new-tokens", "16"]) == 0
+    assert "canberra" in capsys.readouterr().out.lower()

@@ -193,3 +193,11 @@ def test_bad_engine_choices_are_one_sentence(loaded):
         engines.open_engine(NAME, "torch", precision="int4", model=model, tokenizer=tokenizer)
     with pytest.raises(ValueError, match="unknown option 'quantize' for the onnx engine"):
         engines.open_engine(NAME, "onnx", quantize=True)
+
+
+def test_default_kind_is_llama_cpp_only_for_the_gguf_ladder():
+    from lmguide import engines, zoo
+
+    kinds = {name: engines.default_kind(name) for name in zoo.names()}
+    assert {n for n, k in kinds.items() if k == "llama.cpp"} == {n for n, e in zoo.ENTRIES.items() if e.chunks}
+    assert kinds["smollm2-135m"] == "torch" and kinds["austen-gpt-small"] == "torch"

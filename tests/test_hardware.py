@@ -54,3 +54,17 @@ def test_thread_scaling_restores_the_thread_count(model):
 def test_machine_records_versions():
     m = hardware.machine()
     assert m["torch"] == torch.__version__ and m["cores"] >= 1 and m["cpu"]
+
+
+def test_model_arithmetic_counts_bytes_from_the_shape():
+    # Llama-2-7B keeps a key and a value of 32 heads x 128 per layer: 2 * 32 * 32 * 128 * 2 bytes = 0.5 MiB a token
+    assert hardware.kv_cache_bytes_per_token(32, 32, 128) == 2**19
+    # grouped-query attention with 8 key/value heads keeps a quarter as much per layer
+    assert hardware.kv_cache_bytes_per_token(80, 8, 128) == 80 * 8 * 128 * 4
+    row = hardware.model_arithmetic(7e9, 32, 32, 128, gb_per_s=14.0, context=4096)
+    assert row["weights 16-bit GB"] == pytest.approx(14.0) and row["weights 4-bit GB"] == pytest.approx(3.5)
+    assert row["decode bound 16-bit tokens/s"] == pytest.approx(1.0) and row["decode bound 4-bit tokens/s"] == pytest.approx(4.0)
+    assert row["KV cache at 4,096 tokens GB"] == pytest.approx(2**19 * 4096 / 1e9)
+    assert row["AdamW training GB"] == pytest.approx(112.0)
+    table = hardware.large_model_table(20.0)
+    assert list(table.index) == list(hardware.LARGE_MODELS) and table["weights 16-bit GB"].is_monotonic_increasing

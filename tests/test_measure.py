@@ -96,3 +96,28 @@ def test_quality_key_changes_with_the_files():
 
     assert weights_key("austen-gpt-small") == f"austen-gpt-small-{zoo.fingerprint('austen-gpt-small')}"
     assert weights_key("austen-gpt-small") != weights_key("austen-gpt-large")
+
+
+def test_ladder_rows_come_from_the_model_cards_naming_their_machine():
+    from lmguide import zoo
+
+    cards = table.card_rows()
+    ladder = [n for n, e in zoo.ENTRIES.items() if e.chunks]
+    assert sorted(cards.index) == sorted(ladder)
+    assert (cards["engine"] == "llama.cpp").all() and cards["measured on"].str.contains("model card").all()
+    # the bigger model of one family is slower and needs more memory; both read fewer bytes than they store
+    small, big = cards.loc["qwen2.5-coder-0.5b"], cards.loc["qwen2.5-coder-1.5b"]
+    assert big["tokens/s"] < small["tokens/s"] and big["peak RSS MiB"] > small["peak RSS MiB"]
+    assert (cards["weights read per token MiB"] <= cards["size on disk MiB"]).all()
+    assert (cards["quality task"] == "Austen test bits/byte").all() and big["quality"] < small["quality"]
+
+
+def test_a_ladder_model_is_measured_through_its_engine():
+    from lmguide import makers, zoo
+    from lmguide.engines import llama_cpp
+
+    if not llama_cpp.available() or makers.left_out(zoo.entry("qwen2.5-coder-0.5b")):
+        pytest.skip("the size ladder or the llama.cpp build is not installed here")
+    row = rows.measure_isolated("qwen2.5-coder-0.5b", repeats=2, new_tokens=8)
+    assert row["engine"] == "llama.cpp" and row["tokens/s"] > 0 and row["peak RSS MiB"] > row["model RAM MiB"] > 0
+    assert row["quality cached"].startswith("model card")  # the whole split is the card's, not re-scored

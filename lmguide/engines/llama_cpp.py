@@ -118,7 +118,12 @@ def _probe() -> tuple[bool, str, bool]:
 
 
 def probe_result() -> tuple[bool, str]:
-    """``(ok, sentence)`` for this build: from this process, the user cache, or a new probe (then cached)."""
+    """``(ok, sentence)`` for this build: from this process, the user cache, or a new probe (then cached).
+
+    ``LMGUIDE_NO_LLAMA_CPP=1`` in the environment switches the engine off for this process (the tests run
+    the notebooks so, as on a machine where the build failed)."""
+    if os.environ.get("LMGUIDE_NO_LLAMA_CPP", "") not in ("", "0"):
+        return False, f"llama.cpp is switched off here (LMGUIDE_NO_LLAMA_CPP=1); {WITHOUT}"
     key = build_key()
     if key is None:
         return False, ("llama.cpp is not installed (the optional llama-cpp-python): build it with "

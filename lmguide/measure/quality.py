@@ -90,3 +90,24 @@ def score(model, tokenizer, kind: str, key: str | None = None, quick: bool = Fal
              "encoder": lambda: retrieval_recall(model, tokenizer)}[kind]
     file = cache_file({"question-answering": "qa", "encoder": "recall"}[kind], key) if key else None
     return {"task": TASKS[kind], **_util.cached_json(file, whole)}
+
+
+def card(name: str) -> dict | None:
+    """What ``python -m lmguide.recipes.ladder`` stored in the model's card (``training.json``), when it
+    measured these very files (the card names their sha256); None otherwise."""
+    from lmguide import zoo
+
+    info = _util.read_json(zoo.WEIGHTS / name / "training.json")
+    if not info or info.get("file sha256") not in zoo.entry(name).files.values():
+        return None
+    return info
+
+
+def card_score(name: str) -> dict | None:
+    """The whole-test-split bits per byte stored in the model's card (:func:`card`), in :func:`score`'s form."""
+    info = card(name)
+    if not info or "test split" not in info:
+        return None
+    m = info["machine"]
+    return {"task": TASKS["causal-lm"], "value": info["test split"]["bits per byte"], "bytes": info["test split"]["bytes"],
+            "cached": f"model card ({m['cpu']}, {info['measured']})"}

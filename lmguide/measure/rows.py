@@ -12,7 +12,7 @@ from lmguide import _util
 from lmguide.eval import weights_key
 from lmguide.hardware import weight_bytes
 from lmguide.measure import quality
-from lmguide.timing import PROMPT, decode_speed, interleaved
+from lmguide.timing import PROMPT, decode_speed, first_token_and_decode, interleaved
 
 
 def _import_model_code(name: str) -> None:
@@ -56,15 +56,31 @@ def _encoder_speed(model, tokenizer, kind: str, repeats: int) -> dict:
             "spread": runs["batch"].spread}
 
 
+def _engine_decode(name: str, repeats: int, new_tokens: int, threads: int):
+    """A model that runs outside torch (the llama.cpp ladder): its engine, loaded and timed like the others."""
+    from lmguide import engines
+
+    kind = engines.default_kind(name)
+    start = time.perf_counter()
+    engine = engines.open_engine(name, kind, **({"threads": threads} if kind == "llama.cpp" else {}))
+    load_s = time.perf_counter() - start
+    speed = first_token_and_decode(lambda ids, n: list(engine.generate(ids, n, stop_at_eos=False)),
+                                   engine.encode(PROMPT), new_tokens, repeats)
+    return engine, load_s, speed
+
+
 def measure(name: str, repeats: int = 3, threads: int = 2, new_tokens: int = 32, quick: bool = False,
             with_quality: bool = True, cache: bool = True) -> dict:
     """One row of the comparison table for zoo model ``name``, measured in this process.
 
-    Peak memory is this process's, so call it in a fresh process (:func:`measure_isolated`).
+    Peak memory is this process's, so call it in a fresh process (:func:`measure_isolated`). A model
+    that runs outside torch (``engines.default_kind``: the llama.cpp ladder) is measured through its
+    engine by the same rules; its whole-split score is read from its model card when this cache has
+    none (``quality.card_score``: a quarter of an hour for the 1.5 B, measured once by a recipe).
     """
     import torch
 
-    from lmguide import load, zoo
+    from lmguide import engines, load, zoo
 
     if name not in zoo.ENTRIES:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(zoo.names())}")
@@ -72,17 +88,35 @@ def measure(name: str, repeats: int = 3, threads: int = 2, new_tokens: int = 32,
         raise ValueError(f"repeats must be >= 1 (got {repeats}); time at least one run")
     torch.set_num_threads(threads)
     entry = zoo.ENTRIES[name]
+    key = weights_key(name) if cache else None
+    if engines.default_kind(name) != "torch":
+        zoo.path(name)  # join and verify the files outside the timed load
+        before = _util.rss_mib()
+        engine, load_s, speed = _engine_decode(name, repeats, new_tokens, threads)
+        row = {"model": name, "kind": entry.kind, "engine": engine.kind, "parent": entry.parent or "",
+               "parameters M": entry.parameters / 1e6, "size on disk MiB": engine.file_mib(),
+               "weights in RAM MiB": engine.file_mib(), "weights read per token MiB": engine.weight_bytes / _util.MIB,
+               "load s": load_s, **speed}
+        row["peak RSS MiB"] = _util.peak_rss_mib()
+        row["model RAM MiB"] = row["peak RSS MiB"] - before
+        if with_quality:
+            stored = None if quick else quality.card_score(name)
+            q = stored or quality.score(engine, engine.tokenizer, entry.kind, key=key, quick=quick)
+            row.update({"quality task": q["task"], "quality": q["value"], "quality cached": q.get("cached", False)})
+        row["threads"] = threads
+        return row
     _import_model_code(name)  # prepare, verify and import the model's code outside the timed load
     before = _util.rss_mib()
     start = time.perf_counter()
     model, tokenizer = load(name)
     load_s = time.perf_counter() - start
-    row = {"model": name, "kind": entry.kind, "parent": getattr(entry, "parent", "") or "",
+    row = {"model": name, "kind": entry.kind, "engine": "torch", "parent": getattr(entry, "parent", "") or "",
            "parameters M": entry.parameters / 1e6, "size on disk MiB": _size_on_disk(name) / _util.MIB,
            "weights in RAM MiB": weight_bytes(model) / _util.MIB, "load s": load_s}
     with torch.inference_mode():
         if entry.kind == "causal-lm":
             ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]
+            row["weights read per token MiB"] = row["weights in RAM MiB"]
             row.update(decode_speed(model, ids, new_tokens, repeats))
         else:
             row.update(_encoder_speed(model, tokenizer, entry.kind, repeats))
@@ -91,7 +125,6 @@ def measure(name: str, repeats: int = 3, threads: int = 2, new_tokens: int = 32,
         row["peak RSS MiB"] = _util.peak_rss_mib()
         row["model RAM MiB"] = row["peak RSS MiB"] - before
         if with_quality:
-            key = weights_key(name) if cache else None
             q = quality.score(model, tokenizer, entry.kind, key=key, quick=quick)
             row.update({"quality task": q["task"], "quality": q["value"], "quality cached": q.get("cached", False)})
     row["threads"] = threads

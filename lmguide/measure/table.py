@@ -10,17 +10,18 @@ from lmguide.measure import rows as rows_mod
 
 def table(names=None, repeats: int = 3, threads: int = 2, quick: bool = False, progress: bool = True,
           bandwidth: dict | None = None, **options):
-    """The comparison table: one row per model (default: every zoo entry), each measured in its own process.
+    """The comparison table: one row per model (default: every zoo entry that can run here), each measured
+    in its own process.
 
-    With a ``bandwidth`` (from :func:`memory_bandwidth`) generators also get their decode bound
-    and the share of it they reach.
+    With a ``bandwidth`` (from ``hardware.memory_bandwidth``) generators also get their decode bound
+    (the bytes of weights one token reads) and the share of it they reach.
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
     from lmguide import zoo
 
-    names = list(names or zoo.names())
+    names = list(names or runnable())
     unknown = [n for n in names if n not in zoo.ENTRIES]
     if unknown:
         raise ValueError(f"unknown model {unknown[0]!r}; choose from {', '.join(zoo.names())}")
@@ -30,9 +31,56 @@ def table(names=None, repeats: int = 3, threads: int = 2, quick: bool = False, p
     frame = pd.DataFrame(rows).set_index("model")
     frame["hardware class"] = [hardware_class(m) for m in frame["model RAM MiB"]]
     if bandwidth is not None and "tokens/s" in frame:
-        bound = [decode_bound(m * MIB, bandwidth["GB/s"]) for m in frame["weights in RAM MiB"]]
+        read = frame["weights read per token MiB"].fillna(frame["weights in RAM MiB"])
+        bound = [decode_bound(m * MIB, bandwidth["GB/s"]) for m in read]
         frame["bound tokens/s"] = pd.Series(bound, index=frame.index).where(frame["kind"] == "causal-lm")
         frame["% of bound"] = 100 * frame["tokens/s"] / frame["bound tokens/s"]
+    return frame
+
+
+def runnable() -> list[str]:
+    """The zoo models that can be measured here: all but a ladder model whose files or engine are missing."""
+    from lmguide import engines, makers, zoo
+
+    names = []
+    for name in zoo.names():
+        if engines.default_kind(name) == "llama.cpp":
+            from lmguide.engines import llama_cpp
+
+            if makers.left_out(zoo.entry(name)) or not llama_cpp.available():
+                continue
+        names.append(name)
+    return names
+
+
+def card_rows(names=None):
+    """Rows of the comparison table for the size ladder, from the model cards (``python -m
+    lmguide.recipes.ladder``), each naming the machine it was measured on; default: every model with a card."""
+    import pandas as pd
+
+    from lmguide import zoo
+    from lmguide.measure import quality
+
+    rows = []
+    for name in names or zoo.names():
+        info = quality.card(name)
+        if info is None or "decode" not in info:
+            continue
+        e, d, m = zoo.entry(name), info["decode"], info["machine"]
+        score = quality.card_score(name)
+        rows.append({"model": name, "kind": e.kind, "engine": d["engine"], "parent": e.parent or "",
+                     "parameters M": e.parameters / 1e6, "size on disk MiB": d.get("file MiB"),
+                     "weights in RAM MiB": d.get("file MiB"), "weights read per token MiB": d["weights read per token MiB"],
+                     "load s": d["load s"], "first token ms": d["first token ms"], "tokens/s": d["tokens/s"],
+                     "step ms": d["step ms"], "peak RSS MiB": d["peak RSS MiB"], "model RAM MiB": d.get("model RAM MiB"),
+                     "quality task": score["task"] if score else None, "quality": score["value"] if score else None,
+                     "bound tokens/s": d["bound tokens/s"], "% of bound": d["% of bound"],
+                     "measured on": f"{m['cpu']} ({info['measured']}, model card)"})
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame = frame.set_index("model")
+    frame["hardware class"] = [hardware_class(r) for r in frame["model RAM MiB"].fillna(frame["peak RSS MiB"])]
     return frame
 
 

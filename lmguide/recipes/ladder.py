@@ -1,0 +1,180 @@
+"""Measure the size ladder once, for the model cards and the notebooks that cannot afford it live.
+
+    python -m lmguide.recipes.ladder --model qwen2.5-coder-1.5b      # card: training.json + README section
+    python -m lmguide.recipes.ladder --chat                           # notebook 00's stored first chat
+
+The whole Austen test split costs the 1.5 B about a quarter of an hour on 2 cores, far over a
+notebook's 3 minutes, so it is scored here once, by the rule every model follows
+(``eval.split_bits_per_byte``: the BOS/EOS token first, windows of min(context, 1024) tokens
+overlapping by half, through the engine's ``continuation_logprobs``), and stored in the model's
+card (``lmguide/weights/<name>/training.json``, with the machine it ran on and the sha256 of the
+file it scored). Each measurement runs in a fresh process of its own (``lmguide.workers``), so
+its peak RSS is the model's alone: the peak while decoding and the peak while scoring.
+
+``--chat`` asks the same questions of SmolLM2-135M (torch) and the 1.5 B (llama.cpp), greedy,
+each in its own chat template, and stores the answers with their speed in
+``lmguide/assets/ladder/first_chat.json`` (notebook 00 shows them and answers one live).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from lmguide import hardware, workers, zoo
+from lmguide._util import MIB, peak_rss_mib, write_json_atomic
+
+LADDER = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+
+
+def _open(name: str, threads: int):
+    """Zoo model ``name`` in its default engine on ``threads`` threads (torch's are set process-wide)."""
+    import torch
+
+    from lmguide import engines
+
+    kind = engines.default_kind(name)
+    torch.set_num_threads(threads)
+    return engines.open_engine(name, kind, **({"threads": threads} if kind == "llama.cpp" else {}))
+CHAT_FILE = Path(__file__).resolve().parents[1] / "assets" / "ladder" / "first_chat.json"
+CHAT_MODELS = ("smollm2-135m", "qwen2.5-coder-1.5b")
+QUESTIONS = (
+    "In one sentence, what is a language model?",
+    "What is the capital of Australia?",
+    "If I have 3 apples and eat one, how many are left? Answer with a number.",
+    "Write a Python function that returns the square of a number.",
+    "Who wrote Pride and Prejudice?",
+)
+CHAT_TOKENS = 48
+
+
+def decode_row(name: str, new_tokens: int = 32, repeats: int = 3, threads: int = 2) -> dict:
+    """Load time, time to first token, decode tokens/s, prompt tokens/s (512 tokens) and peak RSS of zoo
+    model ``name`` in its default engine; run it in a fresh process (``workers.run``)."""
+    from lmguide._util import rss_mib
+    from lmguide.timing import PROMPT, first_token_and_decode, time_call
+
+    before = rss_mib()
+    start = time.perf_counter()
+    engine = _open(name, threads)
+    load_s = time.perf_counter() - start
+    ids = engine.encode(PROMPT)
+    speed = first_token_and_decode(lambda i, n: list(engine.generate(i, n, stop_at_eos=False)), ids,
+                                   new_tokens, repeats)
+    prompt = (ids * 64)[:512]
+    prefill = time_call(lambda: (engine.reset(), engine.prefill(prompt)), repeats=repeats, warmup=1)
+    peak = peak_rss_mib()
+    return {"engine": engine.kind, "load s": load_s, **speed, "prompt tokens/s": 512 / prefill.median,
+            "weights read per token MiB": engine.weight_bytes / MIB, "file MiB": engine.file_mib(),
+            "peak RSS MiB": peak, "model RAM MiB": peak - before}
+
+
+def score_row(name: str, threads: int = 2) -> dict:
+    """Bits per byte on the whole Austen test split (the one window rule) and the peak RSS while scoring."""
+    from lmguide import data
+    from lmguide import eval as lm_eval
+
+    engine = _open(name, threads)
+    r = lm_eval.split_bits_per_byte(engine, engine.tokenizer, "test", key=name)
+    start = engine.tokenizer.bos_token_id if engine.tokenizer.bos_token_id is not None else engine.tokenizer.eos_token_id
+    return {"bits per byte": r["bits_per_byte"], "bytes": r["bytes"], "window": r["window"], "stride": r["stride"],
+            "seconds": r["seconds"], "first token": engine.tokenizer.piece(start) if start is not None else "",
+            "tokens": len(engine.tokenizer(data.austen("test"), add_special_tokens=False)["input_ids"]),
+            "peak RSS MiB while scoring": peak_rss_mib()}
+
+
+def chat_answers(name: str, questions=QUESTIONS, max_new_tokens: int = CHAT_TOKENS, threads: int = 2) -> dict:
+    """Greedy answers of zoo model ``name`` to ``questions`` in its own chat template, with seconds each."""
+    engine = _open(name, threads)
+    answers = []
+    for q in questions:
+        start = time.perf_counter()
+        text = "".join(engine.stream_text(q, max_new_tokens, chat=True))
+        answers.append({"question": q, "answer": text.strip(), "seconds": time.perf_counter() - start})
+    return {"engine": engine.kind, "answers": answers}
+
+
+def _this():
+    """This module by its import name: a worker process cannot find functions of ``__main__``."""
+    import importlib
+
+    return importlib.import_module("lmguide.recipes.ladder")
+
+
+def card(name: str, repeats: int = 3, parts=("decode", "score"), earlier: dict | None = None) -> dict:
+    """The measurements of one ladder model (each part in a fresh process), with what they ran on; parts not
+    asked for are kept from ``earlier`` (the card's training.json), so one part can be re-measured alone."""
+    e = zoo.entry(name)
+    info = dict(earlier or {})
+    info.update({"model": name, "file sha256": next(iter(e.files.values())), "machine": hardware.machine(),
+                 "measured": time.strftime("%Y-%m-%d"), "command": f"python -m lmguide.recipes.ladder --model {name}"})
+    if "decode" in parts:
+        bandwidth = hardware.memory_bandwidth()
+        decode = workers.run_or_raise(f"timing {name}", _this().decode_row, name, repeats=repeats)
+        bound = hardware.decode_bound(decode["weights read per token MiB"] * MIB, bandwidth["GB/s"])
+        info["memory bandwidth GB/s"] = bandwidth["GB/s"]
+        info["decode"] = {**decode, "bound tokens/s": bound, "% of bound": 100 * decode["tokens/s"] / bound}
+    if "score" in parts:
+        info["test split"] = workers.run_or_raise(f"scoring {name}", _this().score_row, name)
+    return info
+
+
+def card_section(info: dict) -> str:
+    """The card's "Measured" section, from what :func:`card` stored."""
+    d, s, m = info["decode"], info["test split"], info["machine"]
+    return (f"## Measured (`{info['command']}`, {info['measured']})\n\n"
+            f"On {m['cpu']}, {m['cores']} cores, 2 threads, llama.cpp (llama-cpp-python), "
+            f"memory bandwidth {info['memory bandwidth GB/s']:.1f} GB/s (a 256 MiB copy):\n\n"
+            "| what | value |\n|---|---|\n"
+            f"| bits per byte, whole Austen test split ({s['bytes']:,} bytes, {s['tokens']:,} tokens) | "
+            f"{s['bits per byte']:.4f} |\n"
+            f"| window / stride (tokens), first token | {s['window']} / {s['stride']}, `{s['first token']}` |\n"
+            f"| scoring time | {s['seconds']:.0f} s |\n"
+            f"| decode | {d['tokens/s']:.1f} tokens/s ({d['% of bound']:.0f}% of the bandwidth bound "
+            f"{d['bound tokens/s']:.1f}) |\n"
+            f"| time to first token (short prompt) | {d['first token ms']:.0f} ms |\n"
+            f"| prompt processing (512 tokens) | {d['prompt tokens/s']:.0f} tokens/s |\n"
+            f"| load | {d['load s']:.1f} s |\n"
+            f"| peak RSS decoding / scoring (the process, Python and torch included) | {d['peak RSS MiB']:,.0f} / "
+            f"{s['peak RSS MiB while scoring']:,.0f} MiB |\n\n"
+            "Qwen's tokenizer has no BOS token, so the text starts after its end-of-text token (the rule's "
+            "fallback); SmolLM2 and AustenGPT start after their own BOS/EOS token. Bits per byte divides by the "
+            "text's bytes, so the different vocabularies do not matter.\n")
+
+
+def write_card(folder: Path, info: dict) -> None:
+    (folder / "training.json").write_text(json.dumps(info, indent=1) + "\n")
+    readme = folder / "README.md"
+    text = readme.read_text()
+    text = text.split("\n## Measured (")[0].rstrip() + "\n\n" + card_section(info)
+    readme.write_text(text)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lmguide.recipes.ladder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=LADDER, action="append", help="measure this ladder model into its card")
+    parser.add_argument("--chat", action="store_true", help="store the first chat of notebook 00")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--part", choices=("decode", "score"), action="append",
+                        help="re-measure only this part, keeping the rest of the card (default: both)")
+    args = parser.parse_args(argv)
+    for name in args.model or []:
+        file = zoo.WEIGHTS / name / "training.json"
+        earlier = json.loads(file.read_text()) if file.is_file() else None
+        info = card(name, args.repeats, tuple(args.part or ("decode", "score")), earlier)
+        write_card(zoo.WEIGHTS / name, info)
+        print(card_section(info), flush=True)
+    if args.chat:
+        stored = {"machine": hardware.machine(), "measured": time.strftime("%Y-%m-%d"), "max new tokens": CHAT_TOKENS,
+                  "command": "python -m lmguide.recipes.ladder --chat",
+                  "models": {n: workers.run_or_raise(f"asking {n}", _this().chat_answers, n) for n in CHAT_MODELS}}
+        write_json_atomic(CHAT_FILE, stored, indent=1)
+        print(json.dumps(stored["models"], indent=1))
+    if not args.model and not args.chat:
+        parser.error("give --model NAME (repeatable) and/or --chat")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

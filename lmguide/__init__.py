@@ -28,7 +28,7 @@ from lmguide.zoo import load  # noqa: E402
 
 # notebook -> the modules that hold its code (lessons first, then what measures them)
 NOTEBOOKS = {
-    "00_start_here": ("zoo", "sampling", "eval", "timing", "embeddings"),
+    "00_start_here": ("zoo", "sampling", "eval", "timing", "embeddings", "engines"),
     "01_transformer_architecture": ("tokenization", "attention", "params"),
     "02_llm_generation": ("sampling", "eval", "timing"),
     "03_slm_embeddings_and_qa": ("embeddings", "search", "qa", "qa_pipeline", "timing"),

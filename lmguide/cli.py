@@ -147,7 +147,7 @@ def _stream_answer(args) -> int:
         raise ValueError(f"--temperature must be >= 0 (got {args.temperature}); 0 is greedy decoding")
     if args.seed is not None and args.temperature == 0:
         raise ValueError("--seed only matters with sampling; give --temperature above 0 too (greedy needs no seed)")
-    engine = engines.open_engine(args.model, engines.default_kind(args.model))
+    engine = engines.open_default(args.model)
     sampling = {"temperature": args.temperature, "seed": args.seed if args.seed is not None else 0}
     for piece in engine.stream_text(args.prompt, args.max_new_tokens, chat=args.chat, **sampling):
         print(piece, end="", flush=True)

@@ -69,3 +69,12 @@ def default_kind(name: str) -> str:
     from lmguide import zoo
 
     return "llama.cpp" if zoo.entry(name).loader.startswith("lmguide.engines.llama_cpp:") else "torch"
+
+
+def open_default(name: str, threads: int = 2) -> Engine:
+    """Zoo model ``name`` in its :func:`default_kind` engine on ``threads`` threads (torch's are process-wide)."""
+    import torch
+
+    kind = default_kind(name)
+    torch.set_num_threads(threads)
+    return open_engine(name, kind, **({"threads": threads} if kind == "llama.cpp" else {}))

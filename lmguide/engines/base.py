@@ -30,7 +30,7 @@ import torch
 from lmguide import _util
 from lmguide.eval import context_length as model_context_length
 from lmguide.sampling import apply_temperature, sample_next_token, top_k_filter, top_p_filter
-from lmguide.timing import Timing, time_call
+from lmguide.timing import Timing, first_token_and_decode, time_call
 
 DEFAULT_CHUNK = 64  # positions per model call for long inputs: 64 x 151,936 float32 logits = 39 MB
 
@@ -263,6 +263,12 @@ class Engine(abc.ABC):
             return logits
 
         return time_call(step, repeats=repeats, warmup=warmup)
+
+    def decode_speed(self, prompt_ids, new_tokens: int = 32, repeats: int = 3, warmup: int = 1) -> dict:
+        """Time to first token and decode tokens/s of greedy decoding after ``prompt_ids``
+        (:func:`lmguide.timing.first_token_and_decode`: the one split of the first token and the steps)."""
+        return first_token_and_decode(lambda ids, n: list(self.generate(ids, n, stop_at_eos=False)), prompt_ids,
+                                      new_tokens, repeats, warmup)
 
     def memory(self) -> dict:
         """Weights MiB (what a step reads), this process's RSS and peak RSS MiB (the peak counts the whole process)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from lmguide import _util, engines, hardware
-from lmguide.timing import PROMPT, decode_speed, first_token_and_decode
+from lmguide.timing import PROMPT, decode_speed
 
 # the row label (as notebook 07's stored tables name it) -> (engine kind, precision)
 ENGINES = {"torch fp32": ("torch", "fp32"), "torch bf16": ("torch", "bf16"), "torch int8": ("torch", "int8"),
@@ -54,8 +54,7 @@ def engine_speed(name: str, label: str, repeats: int = 3, threads: int = 2, new_
     if batch == 1:
         engine = open_variant(name, label)
         ids = engine.encode(PROMPT)
-        r = first_token_and_decode(lambda ids, n: list(engine.generate(ids, n, stop_at_eos=False)), ids,
-                                   new_tokens, repeats)
+        r = engine.decode_speed(ids, new_tokens, repeats)
         read, setup, file_mib = engine.weight_bytes, engine.setup_seconds, engine.file_mib()
     else:
         from lmguide import load

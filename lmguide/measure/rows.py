@@ -12,7 +12,7 @@ from lmguide import _util
 from lmguide.eval import weights_key
 from lmguide.hardware import weight_bytes
 from lmguide.measure import quality
-from lmguide.timing import PROMPT, decode_speed, first_token_and_decode, interleaved
+from lmguide.timing import PROMPT, decode_speed, interleaved
 
 
 def _import_model_code(name: str) -> None:
@@ -60,13 +60,10 @@ def _engine_decode(name: str, repeats: int, new_tokens: int, threads: int):
     """A model that runs outside torch (the llama.cpp ladder): its engine, loaded and timed like the others."""
     from lmguide import engines
 
-    kind = engines.default_kind(name)
     start = time.perf_counter()
-    engine = engines.open_engine(name, kind, **({"threads": threads} if kind == "llama.cpp" else {}))
+    engine = engines.open_default(name, threads)
     load_s = time.perf_counter() - start
-    speed = first_token_and_decode(lambda ids, n: list(engine.generate(ids, n, stop_at_eos=False)),
-                                   engine.encode(PROMPT), new_tokens, repeats)
-    return engine, load_s, speed
+    return engine, load_s, engine.decode_speed(engine.encode(PROMPT), new_tokens, repeats)
 
 
 def measure(name: str, repeats: int = 3, threads: int = 2, new_tokens: int = 32, quick: bool = False,

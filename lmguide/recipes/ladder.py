@@ -27,16 +27,6 @@ from lmguide._util import MIB, peak_rss_mib, write_json_atomic
 
 LADDER = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 
-
-def _open(name: str, threads: int):
-    """Zoo model ``name`` in its default engine on ``threads`` threads (torch's are set process-wide)."""
-    import torch
-
-    from lmguide import engines
-
-    kind = engines.default_kind(name)
-    torch.set_num_threads(threads)
-    return engines.open_engine(name, kind, **({"threads": threads} if kind == "llama.cpp" else {}))
 CHAT_FILE = Path(__file__).resolve().parents[1] / "assets" / "ladder" / "first_chat.json"
 CHAT_MODELS = ("smollm2-135m", "qwen2.5-coder-1.5b")
 QUESTIONS = (
@@ -52,16 +42,16 @@ CHAT_TOKENS = 48
 def decode_row(name: str, new_tokens: int = 32, repeats: int = 3, threads: int = 2) -> dict:
     """Load time, time to first token, decode tokens/s, prompt tokens/s (512 tokens) and peak RSS of zoo
     model ``name`` in its default engine; run it in a fresh process (``workers.run``)."""
+    from lmguide import engines
     from lmguide._util import rss_mib
-    from lmguide.timing import PROMPT, first_token_and_decode, time_call
+    from lmguide.timing import PROMPT, time_call
 
     before = rss_mib()
     start = time.perf_counter()
-    engine = _open(name, threads)
+    engine = engines.open_default(name, threads)
     load_s = time.perf_counter() - start
     ids = engine.encode(PROMPT)
-    speed = first_token_and_decode(lambda i, n: list(engine.generate(i, n, stop_at_eos=False)), ids,
-                                   new_tokens, repeats)
+    speed = engine.decode_speed(ids, new_tokens, repeats)
     prompt = (ids * 64)[:512]
     prefill = time_call(lambda: (engine.reset(), engine.prefill(prompt)), repeats=repeats, warmup=1)
     peak = peak_rss_mib()
@@ -72,10 +62,10 @@ def decode_row(name: str, new_tokens: int = 32, repeats: int = 3, threads: int =
 
 def score_row(name: str, threads: int = 2) -> dict:
     """Bits per byte on the whole Austen test split (the one window rule) and the peak RSS while scoring."""
-    from lmguide import data
+    from lmguide import data, engines
     from lmguide import eval as lm_eval
 
-    engine = _open(name, threads)
+    engine = engines.open_default(name, threads)
     r = lm_eval.split_bits_per_byte(engine, engine.tokenizer, "test", key=name)
     start = engine.tokenizer.bos_token_id if engine.tokenizer.bos_token_id is not None else engine.tokenizer.eos_token_id
     return {"bits per byte": r["bits_per_byte"], "bytes": r["bytes"], "window": r["window"], "stride": r["stride"],
@@ -86,7 +76,9 @@ def score_row(name: str, threads: int = 2) -> dict:
 
 def chat_answers(name: str, questions=QUESTIONS, max_new_tokens: int = CHAT_TOKENS, threads: int = 2) -> dict:
     """Greedy answers of zoo model ``name`` to ``questions`` in its own chat template, with seconds each."""
-    engine = _open(name, threads)
+    from lmguide import engines
+
+    engine = engines.open_default(name, threads)
     answers = []
     for q in questions:
         start = time.perf_counter()

@@ -13,6 +13,7 @@ every notebook use it): the raw text, preceded by the BOS (or EOS) token; window
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import time
 
@@ -77,6 +78,7 @@ def total_nats(model, tokenizer, text: str, window: int | None = None, stride: i
     was_training = not engine and model.training
     if not engine:
         model.eval()
+    keeps_logits = not engine and "logits_to_keep" in inspect.signature(model.forward).parameters
     # windows end at first_target + stride, + 2*stride, ... ; each scores its last `stride` targets
     end = first_target
     while end < len(ids):
@@ -87,7 +89,10 @@ def total_nats(model, tokenizer, text: str, window: int | None = None, stride: i
             loss = -sum(model.continuation_logprobs(ids[begin:end], ids[end:new_end]))
         else:
             chunk = ids[begin:new_end][None]  # (1, T)
-            logits = model(chunk, attention_mask=torch.ones_like(chunk)).logits[0, :-1].float()  # (T-1, vocab): predictions for chunk[1:]
+            # only the last n_new + 1 positions' logits where the model can skip the rest (transformers'
+            # logits_to_keep): SmolLM2's 1,024 x 49,152 float32 logits are 192 MiB, twice with the loss's copy
+            keep = {"logits_to_keep": n_new + 1} if keeps_logits else {}
+            logits = model(chunk, attention_mask=torch.ones_like(chunk), **keep).logits[0, :-1].float()  # predictions for chunk[1:]
             targets = chunk[0, 1:]
             loss = torch.nn.functional.cross_entropy(logits[-n_new:], targets[-n_new:], reduction="sum").item()
         total, scored, end = total + loss, scored + n_new, new_end

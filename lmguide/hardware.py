@@ -52,12 +52,45 @@ def memory_bandwidth(mib: int = 256, repeats: int = 7, warmup: int = 1) -> dict:
 
     if mib < 64:
         raise ValueError(f"mib must be >= 64 (got {mib}); a smaller copy fits in the CPU caches")
-    src = torch.ones(mib * 2**20 // 4, dtype=torch.float32)
+    return copy_speed(mib, repeats, warmup)
+
+
+def copy_speed(mib: float, repeats: int = 7, warmup: int = 1) -> dict:
+    """GB/s of copying a ``mib`` MiB float32 tensor (2 x ``mib`` bytes move), median and spread of ``repeats``:
+    from RAM when the two tensors are far larger than the CPU's caches, from a cache when they fit in it."""
+    import torch
+
+    src = torch.ones(max(int(mib * 2**20) // 4, 1), dtype=torch.float32)
     dst = torch.empty_like(src)
     timing = time_call(lambda: dst.copy_(src), repeats=repeats, warmup=warmup)
     moved = 2 * src.numel() * src.element_size()
     return {"GB/s": moved / timing.median / 1e9, "spread": timing.spread, "MiB copied": mib,
             "runs s": timing.seconds}
+
+
+def bandwidth_by_size(sizes_mib=(0.25, 1, 4, 16, 64, 256), repeats: int = 7) -> list[dict]:
+    """:func:`copy_speed` at each size, smallest first: the speed falls at each cache level the copy outgrows."""
+    return [{"MiB": m, **{k: v for k, v in copy_speed(m, repeats).items() if k != "runs s"}} for m in sorted(sizes_mib)]
+
+
+def cache_sizes() -> dict[str, int]:
+    """The CPU's data caches as the system reports them (Linux sysfs), level name -> bytes, e.g.
+    ``{"L1d": 49152, "L2": 2097152, "L3": 503316480}``; empty where the system does not say. In a virtual
+    machine the last level is often the whole host's, shared with other guests."""
+    from pathlib import Path
+
+    sizes = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            kind = (index / "type").read_text().strip()
+            if kind == "Instruction":
+                continue
+            level, size = (index / "level").read_text().strip(), (index / "size").read_text().strip()
+        except OSError:
+            continue
+        unit = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1:].upper(), 1)
+        sizes[f"L{level}" + ("d" if kind == "Data" else "")] = int(size.rstrip("KMGkmg")) * unit
+    return sizes
 
 
 def weight_bytes(model) -> int:
@@ -137,6 +170,70 @@ def scaling_table(names=("austen-gpt-small", "smollm2-135m"), repeats: int = 3, 
             rows += [{"model": name, **r} for r in thread_scaling(model, ids, new_tokens=new_tokens, repeats=repeats)]
         del model
     return rows
+
+
+# --- a decode step, modelled -----------------------------------------------------------------------------
+def layer_count(name: str) -> int:
+    """Transformer blocks of zoo model ``name``: its config's ``num_hidden_layers`` (or ``n_layer``), its
+    parent's for an adapter, the ``blk.N`` tensors of a GGUF file (read from the header, nothing loaded)."""
+    import json
+
+    from lmguide import engines, zoo
+
+    e = zoo.entry(name)
+    if e.parent and not (zoo.path(name) / "config.json").is_file():
+        return layer_count(e.parent)
+    if engines.default_kind(name) == "llama.cpp":
+        from lmguide.engines import llama_cpp
+
+        blocks = {t.split(".")[1] for t in llama_cpp.gguf_tensor_bytes(llama_cpp.gguf_file(name)) if t.startswith("blk.")}
+        return len(blocks)
+    config = json.loads((zoo.path(name) / "config.json").read_text())
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if key in config:
+            return int(config[key])
+    raise ValueError(f"{name}'s config.json names no layer count (num_hidden_layers, n_layer or num_layers)")
+
+
+def fit_step_model(step_ms, layers, bytes_read, gb_per_s: float | None = None) -> dict:
+    """Fit ``step = fixed + per_layer x layers + bytes_read / bandwidth`` to measured decode steps (ms).
+
+    ``fixed`` is what every step pays once (the loop, choosing the token); ``per_layer`` what each block
+    adds besides reading its weights (launching its kernels, attention over the cache). With ``gb_per_s``
+    (a copy's measured bandwidth) the bytes term is fixed and two numbers are fitted; without it the
+    bandwidth is fitted too, an *effective* bandwidth that also absorbs work growing with the bytes (4-bit
+    weights unpacked before multiplying). Least squares with every term >= 0 (each subset of terms tried:
+    exact for three unknowns). Returns the terms, each step's predicted ms, the error of each prediction
+    (% of the measured step) and the share of each step that reading the bytes at the bandwidth explains.
+    """
+    import itertools
+
+    import numpy as np
+
+    t = np.asarray(step_ms, dtype=float)
+    n_layers = np.asarray(layers, dtype=float)
+    nbytes = np.asarray(bytes_read, dtype=float)
+    unknowns = 2 if gb_per_s else 3
+    if not len(t) == len(n_layers) == len(nbytes) or len(t) < unknowns:
+        raise ValueError(f"give step_ms, layers and bytes_read of the same length, at least {unknowns} models "
+                         f"(as many as the terms fitted)")
+    target = t - (nbytes / (gb_per_s * 1e9) * 1000 if gb_per_s else 0)
+    x = np.stack([np.ones_like(t), n_layers, nbytes / 1e9 * 1000], axis=1)[:, :unknowns]  # ms per (1, layer, GB/s)
+    best = (np.zeros(unknowns), float((target ** 2).sum()))
+    for size in range(unknowns, 0, -1):
+        for columns in itertools.combinations(range(unknowns), size):
+            coef = np.linalg.lstsq(x[:, columns], target, rcond=None)[0]
+            error = float(((x[:, columns] @ coef - target) ** 2).sum())
+            if (coef >= 0).all() and error < best[1] - 1e-12 * max(1.0, best[1]):
+                best = (np.zeros(unknowns), error)
+                best[0][list(columns)] = coef
+    coef = best[0]
+    bandwidth = gb_per_s or (1 / coef[2] if coef[2] > 0 else float("inf"))
+    read_ms = nbytes / (bandwidth * 1e9) * 1000
+    predicted = coef[0] + coef[1] * n_layers + read_ms
+    return {"fixed ms": float(coef[0]), "per layer ms": float(coef[1]), "bandwidth GB/s": float(bandwidth),
+            "bandwidth fitted": gb_per_s is None, "predicted ms": predicted.tolist(),
+            "error %": (100 * (predicted - t) / t).tolist(), "bytes share %": (100 * read_ms / t).tolist()}
 
 
 # --- what "large" means today: arithmetic from a model's shape, not a measurement -----------------------

@@ -68,3 +68,34 @@ def test_model_arithmetic_counts_bytes_from_the_shape():
     assert row["AdamW training GB"] == pytest.approx(112.0)
     table = hardware.large_model_table(20.0)
     assert list(table.index) == list(hardware.LARGE_MODELS) and table["weights 16-bit GB"].is_monotonic_increasing
+
+
+def test_copy_speed_and_bandwidth_by_size():
+    rows = hardware.bandwidth_by_size((4, 0.5), repeats=2)
+    assert [r["MiB"] for r in rows] == [0.5, 4] and all(r["GB/s"] > 0 for r in rows)
+
+
+def test_cache_sizes_reads_levels_as_bytes():
+    sizes = hardware.cache_sizes()
+    assert all(isinstance(v, int) and v >= 1024 for v in sizes.values())
+    assert not any(k.endswith("i") for k in sizes)  # instruction caches left out
+
+
+def test_layer_count_from_config_parent_and_gguf():
+    assert hardware.layer_count("smollm2-135m") == 30
+    assert hardware.layer_count("austen-gpt-small-support") == hardware.layer_count("austen-gpt-small")
+
+
+def test_fit_step_model_recovers_known_terms():
+    layers, nbytes = [4, 8, 30, 24], [8e6, 30e6, 540e6, 400e6]
+    truth = [0.4 + 0.1 * n + b / 20e9 * 1000 for n, b in zip(layers, nbytes)]  # 20 GB/s
+    f = hardware.fit_step_model(truth, layers, nbytes, 20.0)
+    assert f["fixed ms"] == pytest.approx(0.4) and f["per layer ms"] == pytest.approx(0.1)
+    assert max(abs(e) for e in f["error %"]) < 1e-6
+    free = hardware.fit_step_model(truth, layers, nbytes)
+    assert free["bandwidth fitted"] and free["bandwidth GB/s"] == pytest.approx(20.0)
+    # a step faster than its bytes allow cannot get a negative fixed cost: the terms stay >= 0
+    low = hardware.fit_step_model([0.1, 0.2, 0.3], [4, 8, 12], [1e8, 2e8, 3e8], 20.0)
+    assert low["fixed ms"] >= 0 and low["per layer ms"] >= 0 and all(e > 0 for e in low["error %"])
+    with pytest.raises(ValueError, match="at least 3 models"):
+        hardware.fit_step_model([1, 2], [1, 2], [1, 2])

@@ -24,6 +24,18 @@ def test_measure_isolated_gives_one_row_from_a_fresh_process():
     assert row["tokens/s"] > 0 and row["load s"] > 0
     assert row["peak RSS MiB"] > row["model RAM MiB"] > 0
     assert row["weights in RAM MiB"] == pytest.approx(row["parameters M"] * 1e6 * 4 / 2**20, rel=0.05)
+    assert row["precision"] == "float32"
+
+
+def test_sizes_are_what_runs_and_precision_is_named():
+    """An adapter cannot run without its parent, so its size counts both; an int8 variant says it is int8."""
+    from lmguide import zoo
+
+    adapter, parent = (rows.size_to_run(n) for n in ("austen-gpt-small-support", "austen-gpt-small"))
+    own = sum(p.stat().st_size for p in zoo.path("austen-gpt-small-support").iterdir() if p.is_file())
+    assert adapter > parent and adapter <= parent + own
+    model, _ = zoo.load("austen-gpt-large-int8")
+    assert rows.weights_precision(model).startswith("int8")
 
 
 def test_results_round_trip(tmp_path):
@@ -110,6 +122,11 @@ def test_ladder_rows_come_from_the_model_cards_naming_their_machine():
     assert big["tokens/s"] < small["tokens/s"] and big["peak RSS MiB"] > small["peak RSS MiB"]
     assert (cards["weights read per token MiB"] <= cards["size on disk MiB"]).all()
     assert (cards["quality task"] == "Austen test bits/byte").all() and big["quality"] < small["quality"]
+    # a quick table scores a part of the split: the cards store that part too, so the ladder shares its axis
+    part = table.card_rows(quick=True)
+    assert (part["quality task"] == "Austen test bits/byte (part)").all()
+    assert part.loc["qwen2.5-coder-1.5b", "quality"] < part.loc["qwen2.5-coder-0.5b", "quality"]
+    assert not part["quality"].equals(cards["quality"])
 
 
 def test_a_ladder_model_is_measured_through_its_engine():
@@ -120,4 +137,5 @@ def test_a_ladder_model_is_measured_through_its_engine():
         pytest.skip("the size ladder or the llama.cpp build is not installed here")
     row = rows.measure_isolated("qwen2.5-coder-0.5b", repeats=2, new_tokens=8)
     assert row["engine"] == "llama.cpp" and row["tokens/s"] > 0 and row["peak RSS MiB"] > row["model RAM MiB"] > 0
+    assert row["precision"] == "GGUF Q4_K_M"
     assert row["quality cached"].startswith("model card")  # the whole split is the card's, not re-scored

@@ -107,3 +107,20 @@ def test_minilm_qa_recipe_end_to_end_writes_weights_card_and_zoo_entry(tmp_path,
     answer = qa.answer_question("Where did Emma live?", "Emma lived at Hartfield with her father.", model, tokenizer,
                                 null_margin=math.inf)
     assert answer["answer"] and answer["answer"] in "Emma lived at Hartfield with her father."
+
+
+def test_ladder_card_section_reads_every_stored_part():
+    """The ladder's card section is written from training.json: each stored part shows up, a missing one is left out."""
+    import json
+
+    from lmguide import zoo
+    from lmguide.recipes import ladder
+
+    info = json.loads((zoo.WEIGHTS / "qwen2.5-coder-1.5b" / "training.json").read_text())
+    text = ladder.card_section(info)
+    assert f"{info['test split']['bits per byte']:.4f}" in text and f"{info['decode']['tokens/s']:.1f} tokens/s" in text
+    assert f"{info['test split part']['bits per byte']:.4f}" in text
+    summary = info["serving"]["summary"]
+    assert f"{summary['p50 s']:.2f} s / {summary['p95 s']:.2f} s" in text and summary["p50 s"] <= summary["p95 s"]
+    bare = {k: v for k, v in info.items() if k not in ("serving", "test split part")}
+    assert "p50" not in ladder.card_section(bare) and "quick table" not in ladder.card_section(bare)

@@ -240,6 +240,14 @@ def gguf_tensor_bytes(file) -> dict[str, int]:
     return sizes
 
 
+def file_precision(file) -> str:
+    """The quantization a GGUF file's name states (``...-q4_k_m.gguf`` -> ``"GGUF Q4_K_M"``), else ``"GGUF"``."""
+    import re
+
+    found = re.search(r"[-_.]((?:i?q\d|f16|bf16|f32)[a-z0-9_]*)\.gguf$", Path(file).name, re.IGNORECASE)
+    return f"GGUF {found.group(1).upper()}" if found else "GGUF"
+
+
 def step_bytes(sizes: dict[str, int]) -> int:
     """Bytes one decode step reads: every tensor but the token embedding table, of which a step reads one
     row, unless the output head is that table (no ``output.weight``): then it is read whole, once."""
@@ -403,6 +411,11 @@ class LlamaCppEngine(Engine):
     @property
     def n_cached(self) -> int:
         return self._n
+
+    @property
+    def precision(self) -> str:
+        """The quantization the file's name states (:func:`file_precision`)."""
+        return file_precision(self.file)
 
     @property
     def weight_bytes(self) -> int:

@@ -15,7 +15,8 @@ from lmguide import _util
 
 TASKS = {"causal-lm": "Austen test bits/byte", "question-answering": "QA dev F1",
          "encoder": "retrieval recall@5"}
-QUICK_PART = {"causal-lm": "first 8,000 characters", "question-answering": "first 48 questions",
+QUICK_MAX_CHARS = 8_000  # a quick table's part of the Austen test split
+QUICK_PART = {"causal-lm": f"first {QUICK_MAX_CHARS:,} characters", "question-answering": "first 48 questions",
               "encoder": "first 48 dev questions, among the dev passages"}
 
 
@@ -80,7 +81,7 @@ def score(model, tokenizer, kind: str, key: str | None = None, quick: bool = Fal
     if kind not in TASKS:
         raise ValueError(f"no quality task for kind {kind!r}; known kinds: {', '.join(TASKS)}")
     if quick:
-        part = {"causal-lm": lambda: austen_bits_per_byte(model, tokenizer, max_chars=8_000),
+        part = {"causal-lm": lambda: austen_bits_per_byte(model, tokenizer, max_chars=QUICK_MAX_CHARS),
                 "question-answering": lambda: qa_f1(model, tokenizer, limit=48),
                 "encoder": lambda: retrieval_recall(model, tokenizer, limit=48)}[kind]()
         return {"task": TASKS[kind] + " (part)", **part, "cached": False}
@@ -103,11 +104,13 @@ def card(name: str) -> dict | None:
     return info
 
 
-def card_score(name: str) -> dict | None:
-    """The whole-test-split bits per byte stored in the model's card (:func:`card`), in :func:`score`'s form."""
+def card_score(name: str, quick: bool = False) -> dict | None:
+    """The bits per byte stored in the model's card (:func:`card`), in :func:`score`'s form: on the whole test
+    split, or with ``quick`` on :data:`QUICK_PART` (what a quick table scores every other model on)."""
     info = card(name)
-    if not info or "test split" not in info:
+    part = "test split part" if quick else "test split"
+    if not info or part not in info:
         return None
     m = info["machine"]
-    return {"task": TASKS["causal-lm"], "value": info["test split"]["bits per byte"], "bytes": info["test split"]["bytes"],
-            "cached": f"model card ({m['cpu']}, {info['measured']})"}
+    return {"task": TASKS["causal-lm"] + (" (part)" if quick else ""), "value": info[part]["bits per byte"],
+            "bytes": info[part]["bytes"], "cached": f"model card ({m['cpu']}, {info['measured']})"}

@@ -30,11 +30,37 @@ def _import_model_code(name: str) -> None:
         pass
 
 
-def _size_on_disk(name: str) -> int:
+def size_to_run(name: str) -> int:
+    """Bytes of the files that run: an adapter (LoRA) counts with its parent, which it cannot run without."""
     from lmguide import zoo
 
     size = zoo.size_on_disk(name)
-    return size if size is not None else sum(p.stat().st_size for p in zoo.path(name).iterdir() if p.is_file())
+    size = size if size is not None else sum(p.stat().st_size for p in zoo.path(name).iterdir() if p.is_file())
+    entry = zoo.entry(name)
+    if entry.parent and any(f.startswith("adapter_") for f in entry.files):
+        size += size_to_run(entry.parent)
+    return size
+
+
+def weights_precision(model) -> str:
+    """What the weights are stored in: each dtype holding at least a tenth of their bytes, most bytes first
+    (``"int8 + float32"``: int8 layers beside a float32 embedding table)."""
+    import collections
+
+    import torch
+
+    counts = collections.Counter()
+    for p in model.parameters():
+        counts[str(p.dtype).replace("torch.", "")] += p.numel() * p.element_size()
+    for b in model.buffers():
+        if b.dtype in (torch.int8, torch.qint8, torch.uint8):
+            counts["int8"] += b.numel()
+    for module in model.modules():  # torch's dynamic int8 Linear keeps its weight outside parameters()
+        packed = getattr(module, "_packed_params", None)
+        if packed is not None and hasattr(packed, "_weight_bias"):
+            counts["int8"] += packed._weight_bias()[0].numel()
+    total = sum(counts.values())
+    return " + ".join(k for k, v in counts.most_common() if v >= 0.1 * total) or "unknown"
 
 
 def _encoder_speed(model, tokenizer, kind: str, repeats: int) -> dict:
@@ -93,11 +119,12 @@ def measure(name: str, repeats: int = 3, threads: int = 2, new_tokens: int = 32,
         row = {"model": name, "kind": entry.kind, "engine": engine.kind, "parent": entry.parent or "",
                "parameters M": entry.parameters / 1e6, "size on disk MiB": engine.file_mib(),
                "weights in RAM MiB": engine.file_mib(), "weights read per token MiB": engine.weight_bytes / _util.MIB,
+               "precision": engine.precision,
                "load s": load_s, **speed}
         row["peak RSS MiB"] = _util.peak_rss_mib()
         row["model RAM MiB"] = row["peak RSS MiB"] - before
         if with_quality:
-            stored = None if quick else quality.card_score(name)
+            stored = quality.card_score(name, quick)
             q = stored or quality.score(engine, engine.tokenizer, entry.kind, key=key, quick=quick)
             row.update({"quality task": q["task"], "quality": q["value"], "quality cached": q.get("cached", False)})
         row["threads"] = threads
@@ -108,8 +135,8 @@ def measure(name: str, repeats: int = 3, threads: int = 2, new_tokens: int = 32,
     model, tokenizer = load(name)
     load_s = time.perf_counter() - start
     row = {"model": name, "kind": entry.kind, "engine": "torch", "parent": getattr(entry, "parent", "") or "",
-           "parameters M": entry.parameters / 1e6, "size on disk MiB": _size_on_disk(name) / _util.MIB,
-           "weights in RAM MiB": weight_bytes(model) / _util.MIB, "load s": load_s}
+           "parameters M": entry.parameters / 1e6, "size on disk MiB": size_to_run(name) / _util.MIB,
+           "weights in RAM MiB": weight_bytes(model) / _util.MIB, "precision": weights_precision(model), "load s": load_s}
     with torch.inference_mode():
         if entry.kind == "causal-lm":
             ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]

@@ -53,12 +53,14 @@ def runnable() -> list[str]:
     return names
 
 
-def card_rows(names=None):
+def card_rows(names=None, quick: bool = False):
     """Rows of the comparison table for the size ladder, from the model cards (``python -m
-    lmguide.recipes.ladder``), each naming the machine it was measured on; default: every model with a card."""
+    lmguide.recipes.ladder``), each naming the machine it was measured on; default: every model with a card.
+    ``quick``: quality on the part of the task a quick table scores (also stored in the cards)."""
     import pandas as pd
 
     from lmguide import zoo
+    from lmguide.engines.llama_cpp import file_precision
     from lmguide.measure import quality
 
     rows = []
@@ -67,10 +69,11 @@ def card_rows(names=None):
         if info is None or "decode" not in info:
             continue
         e, d, m = zoo.entry(name), info["decode"], info["machine"]
-        score = quality.card_score(name)
+        score = quality.card_score(name, quick)
         rows.append({"model": name, "kind": e.kind, "engine": d["engine"], "parent": e.parent or "",
                      "parameters M": e.parameters / 1e6, "size on disk MiB": d.get("file MiB"),
                      "weights in RAM MiB": d.get("file MiB"), "weights read per token MiB": d["weights read per token MiB"],
+                     "precision": file_precision(next(iter(e.files))),
                      "load s": d["load s"], "first token ms": d["first token ms"], "tokens/s": d["tokens/s"],
                      "step ms": d["step ms"], "peak RSS MiB": d["peak RSS MiB"], "model RAM MiB": d.get("model RAM MiB"),
                      "quality task": score["task"] if score else None, "quality": score["value"] if score else None,

@@ -1,6 +1,7 @@
 """Measure the size ladder once, for the model cards and the notebooks that cannot afford it live.
 
     python -m lmguide.recipes.ladder --model qwen2.5-coder-1.5b      # card: training.json + README section
+    python -m lmguide.recipes.ladder --model qwen2.5-coder-1.5b --part serve   # one part again, the rest kept
     python -m lmguide.recipes.ladder --chat                           # notebook 00's stored first chat
 
 The whole Austen test split costs the 1.5 B about a quarter of an hour on 2 cores, far over a
@@ -9,7 +10,9 @@ notebook's 3 minutes, so it is scored here once, by the rule every model follows
 overlapping by half, through the engine's ``continuation_logprobs``), and stored in the model's
 card (``lmguide/weights/<name>/training.json``, with the machine it ran on and the sha256 of the
 file it scored). Each measurement runs in a fresh process of its own (``lmguide.workers``), so
-its peak RSS is the model's alone: the peak while decoding and the peak while scoring.
+its peak RSS is the model's alone: the peak while decoding and the peak while scoring. The serving
+part times the first token at prompts of 64 to 1,024 tokens and 20 support requests answered in turn
+(notebook 07 sets them beside a live run of SmolLM2's 4-bit file).
 
 ``--chat`` asks the same questions of SmolLM2-135M (torch) and the 1.5 B (llama.cpp), greedy,
 each in its own chat template, and stores the answers with their speed in
@@ -37,6 +40,8 @@ QUESTIONS = (
     "Who wrote Pride and Prejudice?",
 )
 CHAT_TOKENS = 48
+SERVE_LENGTHS = (64, 256, 1024)  # prompt tokens
+SERVE_REQUESTS, SERVE_TOKENS = 20, 32
 
 
 def decode_row(name: str, new_tokens: int = 32, repeats: int = 3, threads: int = 2) -> dict:
@@ -74,6 +79,30 @@ def score_row(name: str, threads: int = 2) -> dict:
             "peak RSS MiB while scoring": peak_rss_mib()}
 
 
+def serve_row(name: str, threads: int = 2) -> dict:
+    """Serving figures: time to first token and per-token time at prompts of :data:`SERVE_LENGTHS` tokens, and
+    :data:`SERVE_REQUESTS` support requests answered in turn (at most :data:`SERVE_TOKENS` tokens each)."""
+    from lmguide import engines, serving
+    from lmguide.timing import PROMPT
+
+    engine = engines.open_default(name, threads)
+    by_length = serving.latency_by_prompt_length(engine, engine.encode(PROMPT), SERVE_LENGTHS, repeats=2)
+    requests = serving.request_latencies(engine, serving.support_requests(SERVE_REQUESTS), SERVE_TOKENS)
+    return {"by prompt length": by_length, "requests": requests, "new tokens at most": SERVE_TOKENS,
+            "summary": serving.latency_summary([r["total s"] for r in requests]), "peak RSS MiB": peak_rss_mib()}
+
+
+def part_row(name: str, threads: int = 2) -> dict:
+    """Bits per byte on the part of the test split a quick comparison table scores every model on
+    (``measure.quality.QUICK_PART``), so a quick table can set the ladder beside live rows."""
+    from lmguide import engines
+    from lmguide.measure import quality
+
+    engine = engines.open_default(name, threads)
+    r = quality.austen_bits_per_byte(engine, engine.tokenizer, max_chars=quality.QUICK_MAX_CHARS)
+    return {"bits per byte": r["value"], "bytes": r["bytes"], "part": quality.QUICK_PART["causal-lm"]}
+
+
 def chat_answers(name: str, questions=QUESTIONS, max_new_tokens: int = CHAT_TOKENS, threads: int = 2) -> dict:
     """Greedy answers of zoo model ``name`` to ``questions`` in its own chat template, with seconds each."""
     from lmguide import engines
@@ -94,7 +123,7 @@ def _this():
     return importlib.import_module("lmguide.recipes.ladder")
 
 
-def card(name: str, repeats: int = 3, parts=("decode", "score"), earlier: dict | None = None) -> dict:
+def card(name: str, repeats: int = 3, parts=("decode", "score", "part", "serve"), earlier: dict | None = None) -> dict:
     """The measurements of one ladder model (each part in a fresh process), with what they ran on; parts not
     asked for are kept from ``earlier`` (the card's training.json), so one part can be re-measured alone."""
     e = zoo.entry(name)
@@ -109,6 +138,10 @@ def card(name: str, repeats: int = 3, parts=("decode", "score"), earlier: dict |
         info["decode"] = {**decode, "bound tokens/s": bound, "% of bound": 100 * decode["tokens/s"] / bound}
     if "score" in parts:
         info["test split"] = workers.run_or_raise(f"scoring {name}", _this().score_row, name)
+    if "part" in parts:
+        info["test split part"] = workers.run_or_raise(f"scoring part of the split with {name}", _this().part_row, name)
+    if "serve" in parts:
+        info["serving"] = workers.run_or_raise(f"serving with {name}", _this().serve_row, name)
     return info
 
 
@@ -121,6 +154,8 @@ def card_section(info: dict) -> str:
             "| what | value |\n|---|---|\n"
             f"| bits per byte, whole Austen test split ({s['bytes']:,} bytes, {s['tokens']:,} tokens) | "
             f"{s['bits per byte']:.4f} |\n"
+            + (f"| bits per byte, {info['test split part']['part']} (a quick table's part) | "
+               f"{info['test split part']['bits per byte']:.4f} |\n" if "test split part" in info else "") +
             f"| window / stride (tokens), first token | {s['window']} / {s['stride']}, `{s['first token']}` |\n"
             f"| scoring time | {s['seconds']:.0f} s |\n"
             f"| decode | {d['tokens/s']:.1f} tokens/s ({d['% of bound']:.0f}% of the bandwidth bound "
@@ -129,10 +164,23 @@ def card_section(info: dict) -> str:
             f"| prompt processing (512 tokens) | {d['prompt tokens/s']:.0f} tokens/s |\n"
             f"| load | {d['load s']:.1f} s |\n"
             f"| peak RSS decoding / scoring (the process, Python and torch included) | {d['peak RSS MiB']:,.0f} / "
-            f"{s['peak RSS MiB while scoring']:,.0f} MiB |\n\n"
+            f"{s['peak RSS MiB while scoring']:,.0f} MiB |\n"
+            + serving_lines(info.get("serving")) + "\n"
             "Qwen's tokenizer has no BOS token, so the text starts after its end-of-text token (the rule's "
             "fallback); SmolLM2 and AustenGPT start after their own BOS/EOS token. Bits per byte divides by the "
             "text's bytes, so the different vocabularies do not matter.\n")
+
+
+def serving_lines(serving: dict | None) -> str:
+    """The serving rows of the card's table (none before ``--part serve`` ran)."""
+    if not serving:
+        return ""
+    longest, summary = serving["by prompt length"][-1], serving["summary"]
+    return (f"| time to first token / per-token time at a {longest['prompt tokens']:,}-token prompt | "
+            f"{longest['first token ms']:,.0f} ms / {longest['per token ms']:.0f} ms |\n"
+            f"| {summary['requests']} support requests in turn (passage + question, at most "
+            f"{serving['new tokens at most']} tokens each): p50 / p95 latency | {summary['p50 s']:.2f} s / "
+            f"{summary['p95 s']:.2f} s |\n")
 
 
 def write_card(folder: Path, info: dict) -> None:
@@ -148,13 +196,13 @@ def main(argv=None) -> int:
     parser.add_argument("--model", choices=LADDER, action="append", help="measure this ladder model into its card")
     parser.add_argument("--chat", action="store_true", help="store the first chat of notebook 00")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--part", choices=("decode", "score"), action="append",
+    parser.add_argument("--part", choices=("decode", "score", "part", "serve"), action="append",
                         help="re-measure only this part, keeping the rest of the card (default: both)")
     args = parser.parse_args(argv)
     for name in args.model or []:
         file = zoo.WEIGHTS / name / "training.json"
         earlier = json.loads(file.read_text()) if file.is_file() else None
-        info = card(name, args.repeats, tuple(args.part or ("decode", "score")), earlier)
+        info = card(name, args.repeats, tuple(args.part or ("decode", "score", "part", "serve")), earlier)
         write_card(zoo.WEIGHTS / name, info)
         print(card_section(info), flush=True)
     if args.chat:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -95,13 +97,15 @@ def test_readme_lab_line_serves_the_first_notebook(tmp_path):
         assert "--allow-root" in output
 
 
-def test_notebook_00_passes_without_the_llama_cpp_engine():
-    """A learner whose llama.cpp build failed (or who skipped it) runs notebook 00 as it is: the ladder's live
-    answer falls back to the stored one, with one sentence why, and every stored output still matches."""
+@pytest.mark.parametrize("notebook", ["00_start_here", "07_choosing_llm_vs_slm"])
+def test_notebooks_with_the_ladder_pass_without_the_llama_cpp_engine(notebook):
+    """A learner whose llama.cpp build failed (or who skipped it) runs notebooks 00 and 07 as they are: 00's live
+    answer falls back to the stored one and 07 serves with torch, each with one sentence why, and every stored
+    output still matches."""
     import os
 
     env = {**os.environ, "LMGUIDE_NO_LLAMA_CPP": "1"}
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "notebooks/00_start_here.ipynb"],
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", f"notebooks/{notebook}.ipynb"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:]
     assert " passed" in out.stdout.splitlines()[-1]

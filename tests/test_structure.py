@@ -13,7 +13,7 @@ import lmguide
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "lmguide"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-PLUMBING = {"lmguide._util", "lmguide.zoo", "lmguide.data", "lmguide.qa_data", "lmguide.workers"}
+PLUMBING = {"lmguide._util", "lmguide.zoo", "lmguide.data", "lmguide.qa_data", "lmguide.workers", "lmguide.sandbox"}
 FRONT = {"lmguide", "lmguide.__main__", "lmguide.cli", "lmguide.plots", "lmguide.widgets", "lmguide.exercises", "lmguide.grading",
          "lmguide.course", "lmguide.assets"}
 MAX_LINES = 500

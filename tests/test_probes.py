@@ -247,3 +247,22 @@ def test_stored_answers_cover_every_question_and_decode_to_their_text():
     for a in stored["answers"].values():
         assert 0 < len(a["ids"]) <= stored["max_new_tokens"]
         assert tok.decode(a["ids"], skip_special_tokens=True).strip() == a["answer"]
+
+
+def test_the_ladders_stored_entity_answers_cover_every_question():
+    """notebook 08 compares sizes on stored answers: every question, each answer with its mean log-prob."""
+    import math
+
+    from lmguide import probes
+
+    try:
+        stored = probes.load_asset("ladder_answers.json")
+    except FileNotFoundError:
+        pytest.skip("not stored yet (python -m lmguide.recipes.ladder --entities)")
+    ids = {q["id"] for q in probes.entity_questions()}
+    assert set(stored["models"]) == {"qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"} and stored["machine"]["cpu"]
+    for m in stored["models"].values():
+        assert set(m["answers"]) == ids
+        for a in m["answers"].values():
+            assert (a["mean log-prob"] is None) == (not a["ids"])
+            assert a["mean log-prob"] is None or (math.isfinite(a["mean log-prob"]) and a["mean log-prob"] <= 0)

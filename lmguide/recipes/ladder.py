@@ -3,6 +3,8 @@
     python -m lmguide.recipes.ladder --model qwen2.5-coder-1.5b      # card: training.json + README section
     python -m lmguide.recipes.ladder --model qwen2.5-coder-1.5b --part serve   # one part again, the rest kept
     python -m lmguide.recipes.ladder --chat                           # notebook 00's stored first chat
+    python -m lmguide.recipes.ladder --code                           # notebook 07's code tasks, three models
+    python -m lmguide.recipes.ladder --entities                       # notebook 08's entity questions, the ladder
 
 The whole Austen test split costs the 1.5 B about a quarter of an hour on 2 cores, far over a
 notebook's 3 minutes, so it is scored here once, by the rule every model follows
@@ -40,6 +42,9 @@ QUESTIONS = (
     "Who wrote Pride and Prejudice?",
 )
 CHAT_TOKENS = 48
+CODE_MODELS = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+ENTITY_FILE = Path(__file__).resolve().parents[1] / "assets" / "probes" / "ladder_answers.json"
+ENTITY_TOKENS = 24  # as SmolLM2's stored answers (scripts/probe_answers.py)
 SERVE_LENGTHS = (64, 256, 1024)  # prompt tokens
 SERVE_REQUESTS, SERVE_TOKENS = 20, 32
 
@@ -101,6 +106,36 @@ def part_row(name: str, threads: int = 2) -> dict:
     engine = engines.open_default(name, threads)
     r = quality.austen_bits_per_byte(engine, engine.tokenizer, max_chars=quality.QUICK_MAX_CHARS)
     return {"bits per byte": r["value"], "bytes": r["bytes"], "part": quality.QUICK_PART["causal-lm"]}
+
+
+def code_answers(name: str, threads: int = 2) -> dict:
+    """Greedy answers of zoo model ``name`` to every code task (``lmguide.code_tasks``), each run in the sandbox."""
+    from lmguide import code_tasks, engines
+
+    engine = engines.open_default(name, threads)
+
+    def progress(i, n, row):
+        print(f"  {name} {i}/{n} {row['id']}: {row['status']} ({row['seconds']:.0f} s)", flush=True)
+
+    rows = code_tasks.answer_all(engine, code_tasks.load_tasks(), progress=progress)
+    return {"engine": engine.kind, "precision": getattr(engine, "precision", None) or "float32",
+            "max new tokens": code_tasks.MAX_NEW_TOKENS, "rows": rows}
+
+
+def entity_answers(name: str, threads: int = 2) -> dict:
+    """Greedy answers of zoo model ``name`` to notebook 08's real and made-up entity questions, in its chat
+    template, at most :data:`ENTITY_TOKENS` tokens, each with its mean token log-probability under the model."""
+    from lmguide import engines, probes
+
+    engine = engines.open_default(name, threads)
+    answers = {}
+    for q in probes.entity_questions():
+        ids = engine.prompt_ids(q["question"], chat=True)
+        tokens = [t for t in engine.generate(ids, ENTITY_TOKENS) if t != engine.eos_token_id]
+        logprobs = engine.continuation_logprobs(ids, tokens) if tokens else []
+        answers[q["id"]] = {"answer": engine.decode(tokens).strip(), "ids": tokens,
+                            "mean log-prob": sum(logprobs) / len(logprobs) if logprobs else None}
+    return {"engine": engine.kind, "answers": answers}
 
 
 def chat_answers(name: str, questions=QUESTIONS, max_new_tokens: int = CHAT_TOKENS, threads: int = 2) -> dict:
@@ -195,6 +230,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lmguide.recipes.ladder", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=LADDER, action="append", help="measure this ladder model into its card")
     parser.add_argument("--chat", action="store_true", help="store the first chat of notebook 00")
+    parser.add_argument("--code", action="store_true", help="store the three chat models' answers to the code tasks")
+    parser.add_argument("--entities", action="store_true",
+                        help="store the ladder's answers to notebook 08's real and made-up entity questions")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--part", choices=("decode", "score", "part", "serve"), action="append",
                         help="re-measure only this part, keeping the rest of the card (default: both)")
@@ -211,8 +249,23 @@ def main(argv=None) -> int:
                   "models": {n: workers.run_or_raise(f"asking {n}", _this().chat_answers, n) for n in CHAT_MODELS}}
         write_json_atomic(CHAT_FILE, stored, indent=1)
         print(json.dumps(stored["models"], indent=1))
-    if not args.model and not args.chat:
-        parser.error("give --model NAME (repeatable) and/or --chat")
+    if args.code:
+        from lmguide import code_tasks, sandbox
+
+        stored = {"machine": hardware.machine(), "measured": time.strftime("%Y-%m-%d"),
+                  "command": "python -m lmguide.recipes.ladder --code", "sandbox": sandbox.enforced(),
+                  "models": {n: workers.run_or_raise(f"code tasks with {n}", _this().code_answers, n) for n in CODE_MODELS}}
+        write_json_atomic(code_tasks.ANSWERS_FILE, stored, indent=1)
+        for n, m in stored["models"].items():
+            print(f"{n}: pass@1 {code_tasks.pass_at_1(m['rows']):.2f}")
+    if args.entities:
+        stored = {"machine": hardware.machine(), "measured": time.strftime("%Y-%m-%d"), "max new tokens": ENTITY_TOKENS,
+                  "command": "python -m lmguide.recipes.ladder --entities", "decoding": "greedy",
+                  "models": {n: workers.run_or_raise(f"entity questions to {n}", _this().entity_answers, n) for n in LADDER}}
+        write_json_atomic(ENTITY_FILE, stored, indent=1)
+        print({n: sum(a["mean log-prob"] is not None for a in m["answers"].values()) for n, m in stored["models"].items()})
+    if not args.model and not args.chat and not args.code and not args.entities:
+        parser.error("give --model NAME (repeatable), --chat, --code and/or --entities")
     return 0
 
 

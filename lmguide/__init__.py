@@ -35,8 +35,8 @@ NOTEBOOKS = {
     "04_fine_tuning": ("finetune", "lora", "sampling", "eval"),
     "05_quantization": ("quantize", "gguf_blocks", "timing", "embeddings", "measure.precision", "measure.quality"),
     "06_distillation": ("distill", "eval", "timing", "recipes.distilled_austen", "recipes.distributed"),
-    "07_choosing_llm_vs_slm": ("hardware", "export", "engines", "router", "serving", "timing", "sampling",
-                               "measure.quality", "measure.table", "measure.rows", "measure.decode"),
+    "07_choosing_llm_vs_slm": ("hardware", "export", "engines", "router", "serving", "code_tasks", "sandbox", "timing",
+                               "sampling", "measure.quality", "measure.table", "measure.rows", "measure.decode"),
     "08_responsible_use": ("probes", "sampling", "qa", "search"),
 }
 # what every notebook may use: plumbing and front ends

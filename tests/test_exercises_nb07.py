@@ -6,7 +6,7 @@ import pytest
 from lmguide import exercises
 from lmguide.exercise_bank import nb07
 
-KEYS = ["nb07.decode_bound", "nb07.route", "nb07.pareto", "nb07.which_model"]
+KEYS = ["nb07.decode_bound", "nb07.route", "nb07.pareto", "nb07.long_prompt"]
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -57,9 +57,24 @@ def test_pareto_solution_code_passes(capsys):
     assert "kept" in capsys.readouterr().out
 
 
-def test_which_model_explains_each_wrong_letter(capsys):
-    q = exercises.get("nb07.which_model")
-    for letter in "acd":
-        assert not q.check(letter)
-    out = capsys.readouterr().out
-    assert out.count("✗ Not yet:") == 3 and "never trained" in out
+def test_long_prompt_follows_the_card_and_names_the_forgotten_part(capsys):
+    from lmguide.measure import quality
+
+    row = quality.card("qwen2.5-coder-1.5b")["serving"]["by prompt length"][-1]
+    q = exercises.get("nb07.long_prompt")
+    reading = 1500 * row["first token ms"] / 1000 / row["prompt tokens"]
+    steps = 99 * row["per token ms"] / 1000
+    assert q.solve() == pytest.approx(reading + steps) and reading > steps  # reading the prompt dominates
+    assert q.check(round(q.solve(), 1)) and q.check(str(round(q.solve())))
+    assert not q.check(steps)
+    assert "reads all 1,500 prompt" in capsys.readouterr().out
+    assert not q.check(reading)
+    assert "first token only" in capsys.readouterr().out
+    assert not q.check(1000 * q.solve())
+    assert "milliseconds" in capsys.readouterr().out
+    assert not q.check(steps + row["first token ms"] / 1000)
+    assert "turn the row into a rate" in capsys.readouterr().out
+    *lines, last = q.solution_code.strip().splitlines()
+    scope = {}
+    exec("\n".join(lines), scope)
+    assert eval(last, scope) == pytest.approx(q.solve())  # the solution shown computes the answer checked

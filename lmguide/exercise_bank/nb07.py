@@ -147,20 +147,52 @@ def pareto_front(points):
         return None
 
 
-@register("nb07.which_model")
-class WhichModel(ChoiceExercise):
-    prompt = ("A support widget must answer 'what is the warranty period?'-style questions from a manual, "
-              "on a phone with about 600 MiB to spare, in under 0.5 s. From this notebook's table and router "
-              "results, which choice fits? (a) smollm2-135m for everything; (b) minilm-l6 retrieval + "
-              "minilm-qa extraction, abstaining when unsure; (c) austen-gpt-large; (d) no model fits.")
-    choices = {"A": "smollm2-135m", "B": "retrieval + extractive QA", "C": "austen-gpt-large", "D": "none"}
-    answer_letter = "B"
-    why_wrong = {
-        "A": "its RAM may just fit, but look at the router table: the generative model takes seconds per answer here.",
-        "C": "austen-gpt-large writes Austen-like prose; it was never trained on manuals or questions.",
-        "D": "add up the two SLM rows' 'model RAM MiB': together they fit, and the router's 'always SLM' latency "
-             "is far below the budget.",
-    }
-    hints = ("Two models run together: add their 'model RAM MiB'. Then read the router's 'always SLM' latency.",)
-    solution_code = "the SLM pair: minilm-l6 + minilm-qa model RAM in the table, and the router's 'always SLM' latency"
-    wrong_example = "a"
+def _long_prompt_row() -> dict:
+    """The 1.5 B's serving row at its longest stored prompt (its model card), which the exercise reads."""
+    from lmguide.measure import quality
+
+    return quality.card("qwen2.5-coder-1.5b")["serving"]["by prompt length"][-1]
+
+
+@register("nb07.long_prompt")
+class LongPrompt(NumberExercise):
+    rel_tol = 0.05
+    prompt = ("A user pastes a 1,500-token document into a chat with qwen2.5-coder-1.5b on the machine of its "
+              "model card, and the answer is 100 tokens long. Read the serving table's stored row for the 1.5 B "
+              "at its longest prompt: its time to first token gives the prompt rate (tokens read per second), and "
+              "its per-token time is each later step. Estimate the seconds until the whole answer is written "
+              "(the first token after reading 1,500 tokens, then 99 steps).")
+    hints = (
+        "Reading a prompt costs about the same per token whatever its length: tokens / (tokens per second).",
+        "The first token comes when the prompt is read; each of the other 99 costs one step.",
+    )
+    solution_code = """
+from lmguide.measure import quality
+row = quality.card("qwen2.5-coder-1.5b")["serving"]["by prompt length"][-1]
+rate = row["prompt tokens"] / (row["first token ms"] / 1000)     # prompt tokens read per second
+1500 / rate + 99 * row["per token ms"] / 1000
+"""
+    wrong_example = 7.0  # the answer's steps only: the 1,500-token prompt forgotten
+
+    def solve(self):
+        row = _long_prompt_row()
+        return 1500 / (row["prompt tokens"] / (row["first token ms"] / 1000)) + 99 * row["per token ms"] / 1000
+
+    def diagnose(self, answer, expected):
+        message = super().diagnose(answer, expected)
+        if not message or not isinstance(answer, (int, float)):
+            return message
+        row = _long_prompt_row()
+        reading = 1500 * row["first token ms"] / 1000 / row["prompt tokens"]
+        steps = 99 * row["per token ms"] / 1000
+        if math.isclose(float(answer), steps, rel_tol=0.1):
+            return ("that leaves out most of the wait: before the first token the model reads all 1,500 prompt "
+                    "tokens, which takes longer than writing the answer.")
+        if math.isclose(float(answer), reading, rel_tol=0.03):
+            return "that is the time to the first token only; the other 99 tokens take one step each."
+        if math.isclose(float(answer), steps + row["first token ms"] / 1000, rel_tol=0.03):
+            return (f"that reads {row['prompt tokens']:,} prompt tokens, the row's prompt; this one has 1,500: "
+                    "turn the row into a rate first.")
+        if math.isclose(float(answer), 1000 * expected, rel_tol=0.05):
+            return "the table's times are in milliseconds: give the answer in seconds."
+        return message

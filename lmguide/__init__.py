@@ -7,7 +7,7 @@ global state; ``setup()`` does (seeds, threads, quiet loading bars) and says so.
 Where each notebook's code lives is :data:`NOTEBOOKS` (the one map; the README's table is
 checked against it). Modules come in layers, and imports only go down:
 
-    plumbing      _util (shared helpers), zoo, data, qa_data, workers
+    plumbing      _util (shared helpers), zoo, data, qa_data, workers, sandbox (untrusted code)
     lessons       one flat module per topic, named by it (the code a notebook teaches);
                   each imports plumbing and earlier lessons only
     measurement   measure/ (quality scores, table rows, the comparison table, decode engines,
@@ -44,9 +44,10 @@ SHARED = ("zoo", "data", "qa_data", "workers", "plots", "widgets", "exercises")
 
 # The other modules import torch or transformers, so they load on first use: ``lg.qa``,
 # ``lg.eval`` ... work after ``import lmguide as lg`` without importing everything up front.
-_LAZY = {"attention", "course", "distill", "embeddings", "engines", "eval", "export", "finetune", "gguf_blocks", "grading", "hardware", "lora",
-         "makers", "measure", "params", "plots", "probes", "qa", "qa_data", "qa_pipeline", "quantize", "recipes", "router",
-         "sampling", "search", "timing", "tokenization", "widgets", "workers"}
+_LAZY = {"attention", "code_tasks", "course", "distill", "embeddings", "engines", "eval", "export", "finetune", "gguf_blocks",
+         "grading", "hardware", "lora", "makers", "measure", "params", "plots", "probes", "qa", "qa_data", "qa_pipeline",
+         "quantize", "recipes", "router", "sampling", "sandbox", "search", "serving", "timing", "tokenization", "widgets",
+         "workers"}
 
 
 def __getattr__(name: str):

@@ -95,18 +95,31 @@ def cache_sizes() -> dict[str, int]:
 
 def weight_bytes(model) -> int:
     """Bytes of the model's parameters as held in memory (tied weights once): what one decode step reads."""
-    seen, total = set(), 0
+    return sum(bytes_by_dtype(model).values())
+
+
+def bytes_by_dtype(model) -> dict[str, int]:
+    """:func:`weight_bytes` split by what the weights are stored in (``{"float32": ..., "int8": ...}``): float
+    and int8 parameters and buffers (tied ones once), and the packed weights of torch's dynamic int8 Linear."""
+    seen, counts = set(), {}
+
+    def add(dtype, n):
+        name = str(dtype).replace("torch.", "").replace("qint8", "int8")
+        counts[name] = counts.get(name, 0) + n
+
     for p in list(model.parameters()) + list(model.buffers()):
         if p.data_ptr() in seen or not p.is_floating_point() and p.dtype not in _INT_DTYPES():
             continue
         seen.add(p.data_ptr())
-        total += p.numel() * p.element_size()
+        add(p.dtype, p.numel() * p.element_size())
     for module in model.modules():  # torch's dynamic int8 Linear keeps its weight outside parameters()
         packed = getattr(module, "_packed_params", None)
         if packed is not None and hasattr(packed, "_weight_bias"):
             w, b = packed._weight_bias()
-            total += w.numel() * w.element_size() + (b.numel() * b.element_size() if b is not None else 0)
-    return total
+            add(w.dtype, w.numel() * w.element_size())
+            if b is not None:
+                add(b.dtype, b.numel() * b.element_size())
+    return counts
 
 
 def _INT_DTYPES():

@@ -10,7 +10,7 @@ import time
 
 from lmguide import _util
 from lmguide.eval import weights_key
-from lmguide.hardware import weight_bytes
+from lmguide.hardware import bytes_by_dtype, weight_bytes
 from lmguide.measure import quality
 from lmguide.timing import PROMPT, decode_speed, interleaved
 
@@ -45,22 +45,9 @@ def size_to_run(name: str) -> int:
 def weights_precision(model) -> str:
     """What the weights are stored in: each dtype holding at least a tenth of their bytes, most bytes first
     (``"int8 + float32"``: int8 layers beside a float32 embedding table)."""
-    import collections
-
-    import torch
-
-    counts = collections.Counter()
-    for p in model.parameters():
-        counts[str(p.dtype).replace("torch.", "")] += p.numel() * p.element_size()
-    for b in model.buffers():
-        if b.dtype in (torch.int8, torch.qint8, torch.uint8):
-            counts["int8"] += b.numel()
-    for module in model.modules():  # torch's dynamic int8 Linear keeps its weight outside parameters()
-        packed = getattr(module, "_packed_params", None)
-        if packed is not None and hasattr(packed, "_weight_bias"):
-            counts["int8"] += packed._weight_bias()[0].numel()
+    counts = bytes_by_dtype(model)
     total = sum(counts.values())
-    return " + ".join(k for k, v in counts.most_common() if v >= 0.1 * total) or "unknown"
+    return " + ".join(k for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if v >= 0.1 * total) or "unknown"
 
 
 def _encoder_speed(model, tokenizer, kind: str, repeats: int) -> dict:

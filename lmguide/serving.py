@@ -15,7 +15,6 @@ weights once per step for all B, so the total tokens/s grows while each sequence
 """
 from __future__ import annotations
 
-import math
 import time
 
 from lmguide.timing import first_token_and_decode, time_call
@@ -89,24 +88,17 @@ def request_latencies(engine, prompts, new_tokens: int = 16, chat: bool = True, 
     return rows
 
 
-def percentile(values, q: float) -> float:
-    """The ``q``-th percentile (0-100) with linear interpolation between the sorted values (numpy's default)."""
-    values = sorted(float(v) for v in values)
-    if not values:
-        raise ValueError("no values; a percentile needs at least one")
-    if not 0 <= q <= 100:
-        raise ValueError(f"q must be from 0 to 100 (got {q})")
-    at = (len(values) - 1) * q / 100
-    low = math.floor(at)
-    high = min(low + 1, len(values) - 1)
-    return values[low] + (values[high] - values[low]) * (at - low)
-
-
 def latency_summary(seconds) -> dict:
-    """Requests, mean, median (p50), p95 and slowest of a list of request latencies (seconds)."""
+    """Requests, mean, median (p50), p95 and slowest of a list of request latencies (seconds); percentiles by
+    ``numpy.percentile``'s default rule (linear interpolation between the two nearest ranks)."""
+    import numpy as np
+
     seconds = [float(s) for s in seconds]
-    return {"requests": len(seconds), "mean s": sum(seconds) / len(seconds), "p50 s": percentile(seconds, 50),
-            "p95 s": percentile(seconds, 95), "max s": max(seconds)}
+    if not seconds:
+        raise ValueError("no latencies; a summary needs at least one request")
+    p50, p95 = np.percentile(seconds, [50, 95])
+    return {"requests": len(seconds), "mean s": sum(seconds) / len(seconds), "p50 s": float(p50),
+            "p95 s": float(p95), "max s": max(seconds)}
 
 
 def batched_throughput(model, input_ids, batch_sizes=(1, 2, 4, 8), new_tokens: int = 16, repeats: int = 3) -> list[dict]:

@@ -99,3 +99,14 @@ def test_fit_step_model_recovers_known_terms():
     assert low["fixed ms"] >= 0 and low["per layer ms"] >= 0 and all(e > 0 for e in low["error %"])
     with pytest.raises(ValueError, match="at least 3 models"):
         hardware.fit_step_model([1, 2], [1, 2], [1, 2])
+
+
+def test_bytes_by_dtype_splits_weight_bytes(model):
+    import copy
+
+    from lmguide.quantize import dynamic_int8
+
+    assert hardware.bytes_by_dtype(model) == {"float32": hardware.weight_bytes(model)}
+    q = dynamic_int8(copy.deepcopy(model))
+    split = hardware.bytes_by_dtype(q)
+    assert sum(split.values()) == hardware.weight_bytes(q) and split.get("int8", 0) > 0

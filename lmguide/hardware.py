@@ -276,8 +276,30 @@ def model_arithmetic(parameters: float, layers: int, kv_heads: int, head_size: i
         row[f"weights {bits}-bit GB"] = weights / 1e9
         row[f"decode bound {bits}-bit tokens/s"] = decode_bound(int(weights), gb_per_s)
     row.update({"KV cache per token MiB": kv / 2**20, f"KV cache at {context:,} tokens GB": kv * context / 1e9,
-                "AdamW training GB": parameters * ADAMW_BYTES_PER_PARAMETER / 1e9})
+                "AdamW training GB": fine_tuning_memory(parameters, parameters)["total GB"]})
     return row
+
+
+def fine_tuning_memory(parameters: float, trainable: float, weight_bytes: float = 4) -> dict:
+    """Memory a fine-tuning step needs for weights and optimizer state (GB), activations not counted: every
+    weight at ``weight_bytes`` per parameter (4 fp32, 2 bf16, ~0.5 a 4-bit base as in QLoRA), and per
+    *trainable* parameter a gradient (4) and AdamW's two moments (8), plus an fp32 master copy (4) when the
+    weights are stored in fewer bytes. Full fine-tuning in fp32: ``trainable = parameters`` and 16 bytes each
+    (:data:`ADAMW_BYTES_PER_PARAMETER`); LoRA: ``trainable`` is the adapters' parameters
+    (:func:`lora_parameters`)."""
+    if not 0 <= trainable <= parameters or weight_bytes <= 0:
+        raise ValueError(f"need 0 <= trainable <= parameters and weight_bytes > 0 (got {trainable}, {parameters}, "
+                         f"{weight_bytes})")
+    per_trainable = 4 + 8 + (4 if weight_bytes < 4 else 0)
+    weights, states = parameters * weight_bytes, trainable * per_trainable
+    return {"weights GB": weights / 1e9, "trainable parameters M": trainable / 1e6,
+            "gradients + AdamW GB": states / 1e9, "total GB": (weights + states) / 1e9}
+
+
+def lora_parameters(layers: int, shapes, rank: int = 8) -> int:
+    """Parameters of rank-``rank`` LoRA adapters on each ``(inputs, outputs)`` matrix of every layer: each adds
+    ``rank x (inputs + outputs)`` (its A and B)."""
+    return layers * sum(rank * (n_in + n_out) for n_in, n_out in shapes)
 
 
 def large_model_table(gb_per_s: float, models: dict = LARGE_MODELS, context: int = 4096):

@@ -110,3 +110,14 @@ def test_bytes_by_dtype_splits_weight_bytes(model):
     q = dynamic_int8(copy.deepcopy(model))
     split = hardware.bytes_by_dtype(q)
     assert sum(split.values()) == hardware.weight_bytes(q) and split.get("int8", 0) > 0
+
+
+def test_fine_tuning_memory_full_and_lora():
+    full = hardware.fine_tuning_memory(1e9, 1e9)  # fp32 weights, all trainable: 16 bytes a parameter
+    assert full["total GB"] == pytest.approx(hardware.ADAMW_BYTES_PER_PARAMETER)
+    lora = hardware.fine_tuning_memory(1e9, 1e7, weight_bytes=2)  # a frozen bf16 base + 10 M trainable
+    assert lora["weights GB"] == pytest.approx(2) and lora["gradients + AdamW GB"] == pytest.approx(0.16)
+    # LoRA r=8 on a 1536 x 1536 and a 1536 x 256 matrix, 2 layers: 8 x (3072 + 1792) x 2
+    assert hardware.lora_parameters(2, [(1536, 1536), (1536, 256)], rank=8) == 8 * (3072 + 1792) * 2
+    with pytest.raises(ValueError, match="trainable"):
+        hardware.fine_tuning_memory(1e6, 2e6)

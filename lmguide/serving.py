@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from lmguide.timing import first_token_and_decode, time_call
+from lmguide.timing import decode_speed, time_call
 
 # USD per CPU core per hour: an assumption (about what an on-demand cloud vCPU costs), not a measurement;
 # notebook 07 and cost_per_million_tokens take your own
@@ -103,15 +103,12 @@ def latency_summary(seconds) -> dict:
 
 def batched_throughput(model, input_ids, batch_sizes=(1, 2, 4, 8), new_tokens: int = 16, repeats: int = 3) -> list[dict]:
     """Greedy decoding of ``batch`` copies of the prompt at once (a torch causal LM): per batch size, the step
-    time, tokens/s of each sequence and of the batch together (:func:`first_token_and_decode`'s split)."""
-    from lmguide.sampling import greedy_generate
-
+    time, tokens/s of each sequence and of the batch together (:func:`lmguide.timing.decode_speed`)."""
     rows = []
     for b in batch_sizes:
         if isinstance(b, bool) or int(b) != b or b < 1:
             raise ValueError(f"batch sizes must be integers >= 1 (got {b!r})")
-        ids = input_ids.repeat(int(b), 1)
-        r = first_token_and_decode(lambda x, n: greedy_generate(model, x, n), ids, new_tokens, repeats)
+        r = decode_speed(model, input_ids.repeat(int(b), 1), new_tokens, repeats)
         rows.append({"batch": int(b), "step ms": r["step ms"], "tokens/s per sequence": r["tokens/s"],
                      "tokens/s total": b * r["tokens/s"], "first token ms": r["first token ms"], "spread": r["spread"]})
     return rows

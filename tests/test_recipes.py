@@ -124,3 +124,16 @@ def test_ladder_card_section_reads_every_stored_part():
     assert f"{summary['p50 s']:.2f} s / {summary['p95 s']:.2f} s" in text and summary["p50 s"] <= summary["p95 s"]
     bare = {k: v for k, v in info.items() if k not in ("serving", "test split part")}
     assert "p50" not in ladder.card_section(bare) and "quick table" not in ladder.card_section(bare)
+
+
+def test_ladder_store_answers_names_machine_command_and_every_model(tmp_path, monkeypatch):
+    import json
+
+    from lmguide.recipes import ladder
+
+    monkeypatch.setattr(ladder.workers, "run_or_raise", lambda what, fn, name: {"asked": name, "by": fn.__name__})
+    file = tmp_path / "answers.json"
+    stored = ladder.store_answers(file, "--code", "code tasks with", "code_answers", ("a", "b"), {"sandbox": ["x"]})
+    assert json.loads(file.read_text()) == stored
+    assert stored["command"] == "python -m lmguide.recipes.ladder --code" and stored["sandbox"] == ["x"]
+    assert stored["models"] == {n: {"asked": n, "by": "code_answers"} for n in ("a", "b")} and stored["machine"]["cpu"]

@@ -226,6 +226,16 @@ def write_card(folder: Path, info: dict) -> None:
     readme.write_text(text)
 
 
+def store_answers(file: Path, flag: str, doing: str, function: str, models, extra: dict) -> dict:
+    """Run ``function`` of this module for each of ``models``, each in a fresh process, and store what they
+    answered in ``file`` with the machine, the date and the command that made it."""
+    stored = {"machine": hardware.machine(), "measured": time.strftime("%Y-%m-%d"),
+              "command": f"python -m lmguide.recipes.ladder {flag}", **extra,
+              "models": {n: workers.run_or_raise(f"{doing} {n}", getattr(_this(), function), n) for n in models}}
+    write_json_atomic(file, stored, indent=1)
+    return stored
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lmguide.recipes.ladder", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=LADDER, action="append", help="measure this ladder model into its card")
@@ -244,25 +254,18 @@ def main(argv=None) -> int:
         write_card(zoo.WEIGHTS / name, info)
         print(card_section(info), flush=True)
     if args.chat:
-        stored = {"machine": hardware.machine(), "measured": time.strftime("%Y-%m-%d"), "max new tokens": CHAT_TOKENS,
-                  "command": "python -m lmguide.recipes.ladder --chat",
-                  "models": {n: workers.run_or_raise(f"asking {n}", _this().chat_answers, n) for n in CHAT_MODELS}}
-        write_json_atomic(CHAT_FILE, stored, indent=1)
+        stored = store_answers(CHAT_FILE, "--chat", "asking", "chat_answers", CHAT_MODELS, {"max new tokens": CHAT_TOKENS})
         print(json.dumps(stored["models"], indent=1))
     if args.code:
         from lmguide import code_tasks, sandbox
 
-        stored = {"machine": hardware.machine(), "measured": time.strftime("%Y-%m-%d"),
-                  "command": "python -m lmguide.recipes.ladder --code", "sandbox": sandbox.enforced(),
-                  "models": {n: workers.run_or_raise(f"code tasks with {n}", _this().code_answers, n) for n in CODE_MODELS}}
-        write_json_atomic(code_tasks.ANSWERS_FILE, stored, indent=1)
+        stored = store_answers(code_tasks.ANSWERS_FILE, "--code", "code tasks with", "code_answers", CODE_MODELS,
+                               {"sandbox": sandbox.enforced()})
         for n, m in stored["models"].items():
             print(f"{n}: pass@1 {code_tasks.pass_at_1(m['rows']):.2f}")
     if args.entities:
-        stored = {"machine": hardware.machine(), "measured": time.strftime("%Y-%m-%d"), "max new tokens": ENTITY_TOKENS,
-                  "command": "python -m lmguide.recipes.ladder --entities", "decoding": "greedy",
-                  "models": {n: workers.run_or_raise(f"entity questions to {n}", _this().entity_answers, n) for n in LADDER}}
-        write_json_atomic(ENTITY_FILE, stored, indent=1)
+        stored = store_answers(ENTITY_FILE, "--entities", "entity questions to", "entity_answers", LADDER,
+                               {"max new tokens": ENTITY_TOKENS, "decoding": "greedy"})
         print({n: sum(a["mean log-prob"] is not None for a in m["answers"].values()) for n, m in stored["models"].items()})
     if not args.model and not args.chat and not args.code and not args.entities:
         parser.error("give --model NAME (repeatable), --chat, --code and/or --entities")

@@ -137,3 +137,20 @@ def test_ladder_store_answers_names_machine_command_and_every_model(tmp_path, mo
     assert json.loads(file.read_text()) == stored
     assert stored["command"] == "python -m lmguide.recipes.ladder --code" and stored["sandbox"] == ["x"]
     assert stored["models"] == {n: {"asked": n, "by": "code_answers"} for n in ("a", "b")} and stored["machine"]["cpu"]
+
+
+def test_ladder_extras_are_the_stored_answers_the_notebooks_read(tmp_path, monkeypatch):
+    """``lmguide bench --extras`` and the recipe's flags store the same three files, each naming its command."""
+    from lmguide import code_tasks, router
+    from lmguide.recipes import ladder
+
+    extras = ladder.extras()
+    assert set(extras) == {"--code", "--entities", "--router"}
+    assert extras["--router"][0] == router.ANSWERS_FILE and extras["--code"][0] == code_tasks.ANSWERS_FILE
+    assert extras["--router"][3] == ("reader", *router.GENERATORS)
+    for flag, (file, doing, function, models, extra) in extras.items():
+        assert callable(getattr(ladder, function)) and file.parent.is_dir()
+    calls = []
+    monkeypatch.setattr(ladder, "store_answers", lambda *a: calls.append(a) or {"models": {}})
+    ladder.store_extra("--entities", "lmguide bench --extras")
+    assert calls[0][0] == ladder.ENTITY_FILE and calls[0][-1] == "lmguide bench --extras"

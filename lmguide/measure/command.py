@@ -1,5 +1,6 @@
 """``lmguide bench``: measure every zoo model the same way, print the comparison table and store it
-for notebook 07 (with ``--extras``: thread scaling, decode engines, training steps, the router).
+for notebook 07 (with ``--extras``: thread scaling, decode engines and training steps; ``lmguide.cli`` then has
+the ladder recipe re-make the router, code and entity answers the package ships).
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def _parser():
     p.add_argument("--quick", action="store_true", help="score quality on a small part of each task (fast, not cached as full)")
     p.add_argument("--extras", action="store_true",
                    help=("also thread scaling, SmolLM2's decode with bf16, int8, onnxruntime and batching, two training steps "
-                         "and the router on every question (8 to 11 minutes on 2 cores; up to 2 GB of RAM)"))
+                         "(8 to 11 minutes on 2 cores), and the three chat models' answers to the router, code and entity "
+                         "questions, stored in the package (about 45 minutes more; up to 2 GB of RAM)"))
     p.add_argument("--csv", metavar="OUT", help="write the table as CSV")
     p.add_argument("--json", metavar="OUT", help="write everything measured (machine, bandwidth, table) as JSON")
     p.add_argument("--no-save", action="store_true", help="do not store the results in the user cache")
@@ -42,14 +44,13 @@ def run(names=None, repeats: int = 3, threads: int = 2, new_tokens: int = 32, qu
                   bandwidth=results["bandwidth"])
     results["table"] = frame
     if extras:
-        from lmguide import router, workers
+        from lmguide import workers
         from lmguide.measure import decode
 
         results["decode variants"] = decode.decode_variants(repeats=repeats, threads=threads, progress=progress)
         results["thread scaling"] = workers.run_or_raise("thread scaling", hardware.scaling_table, repeats=repeats)
         results["train step"] = [rows.train_step(n, repeats=repeats, threads=threads)
                                  for n in ("austen-gpt-small", "smollm2-135m")]
-        results["router"] = router.answer_all(router.load_questions(), *router.both_sides(), progress=progress)
     return results
 
 

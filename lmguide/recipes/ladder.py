@@ -5,6 +5,7 @@
     python -m lmguide.recipes.ladder --chat                           # notebook 00's stored first chat
     python -m lmguide.recipes.ladder --code                           # notebook 07's code tasks, three models
     python -m lmguide.recipes.ladder --entities                       # notebook 08's entity questions, the ladder
+    python -m lmguide.recipes.ladder --router                         # notebook 07's router: reader + three chat models
 
 The whole Austen test split costs the 1.5 B about a quarter of an hour on 2 cores, far over a
 notebook's 3 minutes, so it is scored here once, by the rule every model follows
@@ -138,6 +139,17 @@ def entity_answers(name: str, threads: int = 2) -> dict:
     return {"engine": engine.kind, "answers": answers}
 
 
+def router_answers(name: str, threads: int = 2) -> dict:
+    """One side of notebook 07's router (``"reader"`` or a chat model) answering all its questions, timed."""
+    from lmguide import router
+
+    def progress(i, n, qid, a):
+        if i % 12 == 0 or i == n:
+            print(f"  {name} {i}/{n} {qid}: {a['seconds']:.1f} s", flush=True)
+
+    return router.side_answers(name, threads, progress=progress)
+
+
 def chat_answers(name: str, questions=QUESTIONS, max_new_tokens: int = CHAT_TOKENS, threads: int = 2) -> dict:
     """Greedy answers of zoo model ``name`` to ``questions`` in its own chat template, with seconds each."""
     from lmguide import engines
@@ -226,13 +238,42 @@ def write_card(folder: Path, info: dict) -> None:
     readme.write_text(text)
 
 
-def store_answers(file: Path, flag: str, doing: str, function: str, models, extra: dict) -> dict:
+def store_answers(file: Path, flag: str, doing: str, function: str, models, extra: dict, command: str | None = None) -> dict:
     """Run ``function`` of this module for each of ``models``, each in a fresh process, and store what they
     answered in ``file`` with the machine, the date and the command that made it."""
     stored = {"machine": hardware.machine(), "measured": time.strftime("%Y-%m-%d"),
-              "command": f"python -m lmguide.recipes.ladder {flag}", **extra,
+              "command": command or f"python -m lmguide.recipes.ladder {flag}", **extra,
               "models": {n: workers.run_or_raise(f"{doing} {n}", getattr(_this(), function), n) for n in models}}
     write_json_atomic(file, stored, indent=1)
+    return stored
+
+
+def extras() -> dict:
+    """The stored answers notebooks 07-09 read: flag -> (file, what the job is called, function, models, extra)."""
+    from lmguide import code_tasks, router, sandbox
+
+    return {
+        "--code": (code_tasks.ANSWERS_FILE, "code tasks with", "code_answers", CODE_MODELS, {"sandbox": sandbox.enforced()}),
+        "--entities": (ENTITY_FILE, "entity questions to", "entity_answers", LADDER,
+                       {"max new tokens": ENTITY_TOKENS, "decoding": "greedy"}),
+        "--router": (router.ANSWERS_FILE, "router questions with", "router_answers", ("reader",) + router.GENERATORS,
+                     {"decoding": "greedy", "example": router.EXAMPLE, "system prompt": router.SYSTEM_PROMPT}),
+    }
+
+
+def store_extra(flag: str, command: str | None = None) -> dict:
+    """Make and store one of :func:`extras` (``"--code"``, ``"--entities"`` or ``"--router"``); print its summary."""
+    from lmguide import code_tasks, router
+
+    file, doing, function, models, extra = extras()[flag]
+    stored = store_answers(file, flag, doing, function, models, extra, command)
+    if flag == "--code":
+        for n, m in stored["models"].items():
+            print(f"{n}: pass@1 {code_tasks.pass_at_1(m['rows']):.2f}", flush=True)
+    elif flag == "--entities":
+        print({n: sum(a["mean log-prob"] is not None for a in m["answers"].values()) for n, m in stored["models"].items()})
+    else:
+        print(router.compare(router.answers_frame(stored)).round(3).to_string(), flush=True)
     return stored
 
 
@@ -243,6 +284,8 @@ def main(argv=None) -> int:
     parser.add_argument("--code", action="store_true", help="store the three chat models' answers to the code tasks")
     parser.add_argument("--entities", action="store_true",
                         help="store the ladder's answers to notebook 08's real and made-up entity questions")
+    parser.add_argument("--router", action="store_true",
+                        help="store the reader's and the three chat models' answers to notebook 07's router questions")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--part", choices=("decode", "score", "part", "serve"), action="append",
                         help="re-measure only this part, keeping the rest of the card (default: both)")
@@ -256,19 +299,11 @@ def main(argv=None) -> int:
     if args.chat:
         stored = store_answers(CHAT_FILE, "--chat", "asking", "chat_answers", CHAT_MODELS, {"max new tokens": CHAT_TOKENS})
         print(json.dumps(stored["models"], indent=1))
-    if args.code:
-        from lmguide import code_tasks, sandbox
-
-        stored = store_answers(code_tasks.ANSWERS_FILE, "--code", "code tasks with", "code_answers", CODE_MODELS,
-                               {"sandbox": sandbox.enforced()})
-        for n, m in stored["models"].items():
-            print(f"{n}: pass@1 {code_tasks.pass_at_1(m['rows']):.2f}")
-    if args.entities:
-        stored = store_answers(ENTITY_FILE, "--entities", "entity questions to", "entity_answers", LADDER,
-                               {"max new tokens": ENTITY_TOKENS, "decoding": "greedy"})
-        print({n: sum(a["mean log-prob"] is not None for a in m["answers"].values()) for n, m in stored["models"].items()})
-    if not args.model and not args.chat and not args.code and not args.entities:
-        parser.error("give --model NAME (repeatable), --chat, --code and/or --entities")
+    for flag in extras():
+        if getattr(args, flag[2:]):
+            store_extra(flag)
+    if not (args.model or args.chat or args.code or args.entities or args.router):
+        parser.error("give --model NAME (repeatable), --chat, --code, --entities and/or --router")
     return 0
 
 

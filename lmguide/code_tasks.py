@@ -68,7 +68,7 @@ def answer_all(engine, tasks, max_new_tokens: int = MAX_NEW_TOKENS, progress=Non
     for i, task in enumerate(tasks):
         start = time.perf_counter()
         ids = engine.prompt_ids(prompt(task), chat=True)
-        tokens = [t for t in engine.generate(ids, max_new_tokens) if t != engine.eos_token_id]
+        tokens = engine.answer_ids(ids, max_new_tokens)
         text = engine.decode(tokens)
         seconds = time.perf_counter() - start
         code = extract_code(text)

@@ -191,16 +191,14 @@ class Generator:
                 {"role": "user", "content": turn(docs, question)}]
 
     def prompt_ids(self, question: str, passage_ids: list[int]) -> list[int]:
-        ids = self.engine.tokenizer.apply_chat_template(self.messages(question, passage_ids),
-                                                        add_generation_prompt=True, tokenize=True)
-        return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        return self.engine.chat_ids(self.messages(question, passage_ids))
 
     def answer(self, question: str) -> dict:
         """``{"answer", "reply", "passages", "prompt tokens", "seconds"}`` (the seconds include retrieval)."""
         start = time.perf_counter()
         hits = self.retrieve(question)
         ids = self.prompt_ids(question, hits)
-        tokens = [t for t in self.engine.generate(ids, self.max_new_tokens) if t != self.engine.eos_token_id]
+        tokens = self.engine.answer_ids(ids, self.max_new_tokens)
         reply = self.engine.decode(tokens).strip()
         return {"answer": extract_answer(reply), "reply": reply, "passages": hits, "prompt tokens": len(ids),
                 "seconds": time.perf_counter() - start}

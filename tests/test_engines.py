@@ -201,3 +201,20 @@ def test_default_kind_is_llama_cpp_only_for_the_gguf_ladder():
     kinds = {name: engines.default_kind(name) for name in zoo.names()}
     assert {n for n, k in kinds.items() if k == "llama.cpp"} == {n for n, e in zoo.ENTRIES.items() if e.chunks}
     assert kinds["smollm2-135m"] == "torch" and kinds["austen-gpt-small"] == "torch"
+
+
+def test_answer_ids_is_the_greedy_text_without_its_eos(engine):
+    ids = engine.encode("It is a truth universally acknowledged")
+    tokens = list(engine.generate(ids, 40))
+    assert engine.answer_ids(ids, 40) == [t for t in tokens if t != engine.eos_token_id]
+
+
+def test_chat_ids_render_a_whole_conversation_and_refuse_a_model_without_a_template(both):
+    smol = engines.open_engine("smollm2-135m")
+    one = smol.chat_ids([{"role": "user", "content": "Hi"}])
+    assert one == smol.prompt_ids("Hi", chat=True)
+    two = smol.chat_ids([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    text = lambda ids: smol.decode(ids, skip_special_tokens=False)  # noqa: E731
+    assert "Be brief." in text(two) and "Be brief." not in text(one)
+    with pytest.raises(ValueError, match="no chat template"):
+        both["torch"].chat_ids([{"role": "user", "content": "Hi"}])

@@ -15,6 +15,8 @@ Every engine is an :class:`~lmguide.engines.base.Engine` and answers:
     generate(prompt_ids, max_new_tokens,    an iterator of new token ids: greedy at temperature 0, else
              temperature, top_k, top_p,     drawn by lmguide.sampling.sample_next_token from a seeded
              seed, stop_at_eos)             generator
+    answer_ids(prompt_ids, max_new_tokens)  the greedy answer's ids without its EOS
+    prompt_ids(text, chat), chat_ids(turns) a prompt's ids, as text or in the model's own chat template
     continuation_logprobs(context, cont)    log-probability of each continuation token, never holding
                                             more than chunk_size x vocabulary logits
     time_step()                             a lmguide.timing.Timing of one decode step

@@ -199,12 +199,20 @@ class Engine(abc.ABC):
         template (from its files), ending where the assistant's answer begins."""
         if not chat:
             return self.encode(text)
+        return self.chat_ids([{"role": "user", "content": text}])
+
+    def chat_ids(self, messages: list[dict]) -> list[int]:
+        """Token ids of a conversation (``{"role", "content"}`` turns) in the model's own chat template, ending
+        where the assistant's next answer begins."""
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(f"{self.name} has no chat template in its files (it is not a chat model); "
                              "leave out --chat / chat=True")
-        ids = self.tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                                 tokenize=True)
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+
+    def answer_ids(self, prompt_ids, max_new_tokens: int) -> list[int]:
+        """The greedy answer's token ids, without the EOS token that ends it (at most ``max_new_tokens``)."""
+        return [t for t in self.generate(prompt_ids, max_new_tokens) if t != self.eos_token_id]
 
     def stream_text(self, text: str, max_new_tokens: int = 64, chat: bool = False, **sampling) -> Iterator[str]:
         """The model's continuation of ``text`` (or, with ``chat``, its answer to it), piece by piece as each

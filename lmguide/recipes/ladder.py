@@ -132,7 +132,7 @@ def entity_answers(name: str, threads: int = 2) -> dict:
     answers = {}
     for q in probes.entity_questions():
         ids = engine.prompt_ids(q["question"], chat=True)
-        tokens = [t for t in engine.generate(ids, ENTITY_TOKENS) if t != engine.eos_token_id]
+        tokens = engine.answer_ids(ids, ENTITY_TOKENS)
         logprobs = engine.continuation_logprobs(ids, tokens) if tokens else []
         answers[q["id"]] = {"answer": engine.decode(tokens).strip(), "ids": tokens,
                             "mean log-prob": sum(logprobs) / len(logprobs) if logprobs else None}

@@ -5,7 +5,7 @@
     lmguide doctor              # versions, threads, network, cache; what to fix
     lmguide train --preset large --out DIR      # = python -m lmguide.recipes.austen_gpt
     lmguide bench --models ... --repeats N --threads N --csv OUT --json OUT
-    lmguide generate MODEL PROMPT [--chat] [--max-new-tokens N] [--temperature T --seed S]
+    lmguide generate MODEL PROMPT [--chat] [--max-new-tokens N] [--temperature T --seed S] [--draft DRAFT --k K]
     lmguide course init DIR     # nbgrader course folder; `lmguide course html OUT`: HTML pages
 """
 from __future__ import annotations
@@ -135,23 +135,59 @@ def _generate(args) -> int:
         return 2
 
 
-def _stream_answer(args) -> int:
-    from lmguide import engines, zoo
+def _check_causal(name: str) -> None:
+    from lmguide import zoo
 
-    if args.model not in zoo.ENTRIES or zoo.ENTRIES[args.model].kind != "causal-lm":
+    if name not in zoo.ENTRIES or zoo.ENTRIES[name].kind != "causal-lm":
         causal = [n for n, e in zoo.ENTRIES.items() if e.kind == "causal-lm"]
-        raise ValueError(f"{args.model!r} is not a causal language model in the zoo; choose from {', '.join(causal)}")
+        raise ValueError(f"{name!r} is not a causal language model in the zoo; choose from {', '.join(causal)}")
+
+
+def _stream_answer(args) -> int:
+    from lmguide import engines
+
+    _check_causal(args.model)
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be >= 1 (got {args.max_new_tokens})")
     if args.temperature < 0:
         raise ValueError(f"--temperature must be >= 0 (got {args.temperature}); 0 is greedy decoding")
     if args.seed is not None and args.temperature == 0:
         raise ValueError("--seed only matters with sampling; give --temperature above 0 too (greedy needs no seed)")
+    if args.draft is not None:
+        return _speculative_answer(args)
     engine = engines.open_default(args.model)
     sampling = {"temperature": args.temperature, "seed": args.seed if args.seed is not None else 0}
     for piece in engine.stream_text(args.prompt, args.max_new_tokens, chat=args.chat, **sampling):
         print(piece, end="", flush=True)
     print()
+    return 0
+
+
+def _speculative_answer(args) -> int:
+    """``--draft``: the target's greedy answer (what the plain command prints), drafted by a smaller model;
+    acceptance, speed and memory on stderr."""
+    from lmguide import engines, speculative
+    from lmguide._util import peak_rss_mib
+
+    _check_causal(args.draft)
+    if args.temperature != 0:
+        raise ValueError(f"--draft decodes greedily (got --temperature {args.temperature}); leave out --temperature")
+    if args.k < 1:
+        raise ValueError(f"--k must be >= 1 (got {args.k}); it is how many tokens the draft proposes a round")
+    target, draft = engines.open_default(args.model), engines.open_default(args.draft)
+    target_ids = target.prompt_ids(args.prompt, args.chat)
+    by_id = speculative.same_tokenizer(target, draft)
+    if by_id:
+        out = speculative.generate(target, draft, target_ids, args.max_new_tokens, k=args.k)
+    else:
+        out = speculative.generate_by_text(target, draft, target_ids, draft.prompt_ids(args.prompt, args.chat),
+                                           args.max_new_tokens, k=args.k)
+    tokens = out.tokens[:-1] if out.tokens and out.tokens[-1] == target.eos_token_id else out.tokens
+    print(target.decode(tokens), flush=True)
+    print(f"draft {args.draft} ({'by token id' if by_id else 'by text: different tokenizers'}, k={args.k}): "
+          f"{out.accepted}/{out.proposed} drafted tokens accepted ({out.acceptance:.0%}); {len(out.tokens)} tokens in "
+          f"{out.rounds} target calls, {len(out.tokens) / out.seconds:.1f} tokens/s; peak RSS {peak_rss_mib():,.0f} MiB "
+          "(both models)", file=sys.stderr)
     return 0
 
 
@@ -172,7 +208,13 @@ def main(argv=None) -> int:
     if bench_argv is not None:
         from lmguide.measure import command
 
-        return command.main(bench_argv)
+        status = command.main(bench_argv)
+        if status == 0 and "--extras" in bench_argv and not {"-h", "--help"} & set(bench_argv):
+            from lmguide.recipes import ladder
+
+            for flag in ladder.extras():  # the answers the package ships for notebooks 07 and 08, this machine's
+                ladder.store_extra(flag, "lmguide bench --extras")
+        return status
     parser = argparse.ArgumentParser(prog="lmguide", description="lmguide: LLMs vs SLMs, offline.")
     sub = parser.add_subparsers(dest="command", required=True)
     models = sub.add_parser("models", help="prepare or list the model zoo")
@@ -199,6 +241,9 @@ def main(argv=None) -> int:
     ge.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="at most N new tokens (default 64)")
     ge.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 (default) is greedy; above 0 samples")
     ge.add_argument("--seed", type=int, metavar="S", help="seed for sampling (with --temperature above 0)")
+    ge.add_argument("--draft", metavar="DRAFT", help="speculative decoding: a smaller zoo model drafts, MODEL checks "
+                    "(greedy; the same text; acceptance and speed on stderr)")
+    ge.add_argument("--k", type=int, default=4, metavar="K", help="tokens the draft proposes a round (default 4)")
     ge.set_defaults(func=_generate)
     # listed for --help only: main() hands "lmguide bench ..." to lmguide.measure.command before parsing
     sub.add_parser("bench", help="measure every zoo model: the comparison table (see lmguide bench -h)", add_help=False)

@@ -103,6 +103,11 @@ def _ladder_runs() -> bool:
     (["generate", "austen-gpt-small", "hi", "--temperature", "-1"], "--temperature must be >= 0 (got -1.0)"),
     (["generate", "austen-gpt-small", "hi", "--seed", "3"], "--seed only matters with sampling"),
     (["generate", "austen-gpt-small", "hi", "--chat"], "austen-gpt-small has no chat template in its files"),
+    (["generate", "austen-gpt-large", "hi", "--draft", "gpt-17"], "'gpt-17' is not a causal language model"),
+    (["generate", "austen-gpt-large", "hi", "--draft", "minilm-qa"], "'minilm-qa' is not a causal language model"),
+    (["generate", "austen-gpt-large", "hi", "--draft", "austen-gpt-small", "--temperature", "0.7"],
+     "--draft decodes greedily (got --temperature 0.7)"),
+    (["generate", "austen-gpt-large", "hi", "--draft", "austen-gpt-small", "--k", "0"], "--k must be >= 1 (got 0)"),
 ])
 def test_generate_bad_input_is_one_sentence(argv, message, capsys):
     assert cli.main(argv) == 2
@@ -119,6 +124,18 @@ def test_generate_is_greedy_by_default_and_seeded_when_sampling(capsys):
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1] and outputs[2] == outputs[3]  # greedy, and sampling with one seed, repeat
     assert outputs[0].strip() and outputs[0] != outputs[2]
+
+
+def test_generate_with_a_draft_prints_what_the_plain_command_prints(capsys):
+    argv = ["generate", "austen-gpt-large", "It is a truth universally", "--max-new-tokens", "24"]
+    assert cli.main(argv) == 0
+    plain = capsys.readouterr().out
+    for draft in ("austen-gpt-small", "smollm2-135m"):  # by token id, and by text across tokenizers
+        assert cli.main(argv + ["--draft", draft, "--k", "3"]) == 0
+        out = capsys.readouterr()
+        assert out.out == plain, draft
+        assert f"draft {draft}" in out.err and "accepted" in out.err and "peak RSS" in out.err
+        assert ("by token id" in out.err) == (draft == "austen-gpt-small")
 
 
 def test_generate_streams_the_answer_piece_by_piece(monkeypatch, capsys):
@@ -142,3 +159,18 @@ def test_generate_chats_with_the_ladder_offline(capsys):
     assert cli.main(["generate", "qwen2.5-coder-1.5b", "What is the capital of Australia?", "--chat",
                      "--max-new-tokens", "16"]) == 0
     assert "canberra" in capsys.readouterr().out.lower()
+
+
+def test_bench_extras_then_stores_the_ladders_answers(monkeypatch):
+    """``lmguide bench --extras`` re-makes the answer files the package ships, naming the command; help does not."""
+    from lmguide.measure import command
+    from lmguide.recipes import ladder
+
+    stored = []
+    monkeypatch.setattr(command, "main", lambda argv: 0)
+    monkeypatch.setattr(ladder, "store_extra", lambda flag, how: stored.append((flag, how)))
+    assert cli.main(["bench", "--extras", "--models", "austen-gpt-small"]) == 0
+    assert stored == [(flag, "lmguide bench --extras") for flag in ladder.extras()]
+    stored.clear()
+    assert cli.main(["bench", "--extras", "-h"]) == 0 and cli.main(["bench", "--models", "austen-gpt-small"]) == 0
+    assert stored == []

@@ -411,6 +411,17 @@ def pronoun_gaps(model, tokenizer, templates: list[str], occupations: list[str],
     return frame
 
 
+def relative_to(frame, neutral: str):
+    """Each occupation's gap minus the ``neutral`` word's gap under the same template (the neutral rows dropped):
+    what the occupation adds to the model's general preference for one pronoun."""
+    base = frame[frame["occupation"] == neutral].set_index("template")["gap"]
+    if base.empty:
+        raise ValueError(f"no rows for the neutral word {neutral!r}; score it with the occupations first")
+    out = frame[frame["occupation"] != neutral].copy()
+    out["gap"] = out["gap"] - out["template"].map(base)
+    return out
+
+
 def gap_intervals(frame, n_resamples: int = 2000, level: float = 0.95, seed: int = 0):
     """Per occupation: mean gap over templates and its bootstrap interval (templates resampled)."""
     import pandas as pd

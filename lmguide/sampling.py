@@ -6,7 +6,8 @@ check the loops against ``model.generate`` token for token.
 
 transformers 5 notes: the key/value cache is passed as ``model(..., cache=...)``
 and comes back as ``output.cache`` (a ``DynamicCache``); the older name
-``past_key_values`` still works but logs a deprecation warning.
+``past_key_values`` still works but raises a FutureWarning (it goes in 5.40), which the test suite
+turns into an error.
 """
 from __future__ import annotations
 

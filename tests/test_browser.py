@@ -3,7 +3,8 @@
 Opens notebook 00 and notebook 02 (the one with the generation widget), clears the stored
 outputs, runs every cell with JupyterLab's own "Run All" and checks what a learner sees:
 no error or stderr output, the widget's controls, its output changing after a slider moves,
-and a matplotlib figure. Screenshots go to test-artifacts/browser/ (git-ignored).
+a matplotlib figure, and the claims table whole and wrapped. Screenshots go to
+test-artifacts/browser/ (git-ignored).
 """
 import json
 import os
@@ -215,6 +216,14 @@ def test_generation_notebook_widget_reacts_and_figures_show(lab, page):
     url, token = lab
     cells = run_all(page, url, token, NOTEBOOKS[1])
     assert_clean(cells, NOTEBOOKS[1])
+
+    # the claims table reads whole: no cell cut to "..." by pandas, and wrapped inside the page
+    claims = page.locator(".jp-OutputArea-output table", has_text="what we measured").first
+    claims.wait_for(state="visible", timeout=30_000)
+    text = claims.inner_text()
+    assert "..." not in text and "a prompt of 50 tokens or more raises" in text, text[:500]
+    assert claims.bounding_box()["width"] <= 1400, "the table runs off the page instead of wrapping"
+    shoot(page, claims, "02_claims_table.png")
 
     figure = page.locator(".jp-OutputArea-output img[src^='data:image/png']").first
     figure.wait_for(state="visible", timeout=30_000)

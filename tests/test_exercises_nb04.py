@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from lmguide import exercises, lora
@@ -56,11 +57,15 @@ def test_merge_messages(capsys):
     assert not ok and "merge_lora" in out
 
 
-def test_adamw_memory(capsys):
-    n = 134_515_008
-    assert check("nb04.adamw_memory", n * 16 / 2**20, capsys)[0]
-    assert check("nb04.adamw_memory", "2052.6", capsys)[0]  # rounded, as a string
-    ok, out = check("nb04.adamw_memory", n * 8 / 2**20, capsys)
-    assert not ok and "AdamW" in out
-    ok, out = check("nb04.adamw_memory", n * 16 / 1e6, capsys)
-    assert not ok and "MiB" in out
+def test_qlora_memory(capsys):
+    lora = 28 * (16 * 3072 + 16 * 1792)
+    want = (1_543_714_304 * 4.25 / 8 + lora * 16) / 2**20
+    assert want == pytest.approx(815.4, abs=0.1)
+    assert check("nb04.qlora_memory", want, capsys)[0]
+    assert check("nb04.qlora_memory", "815", capsys)[0]  # rounded, as a string
+    ok, out = check("nb04.qlora_memory", (1_543_714_304 * 4 / 8 + lora * 16) / 2**20, capsys)
+    assert not ok and "scales" in out
+    ok, out = check("nb04.qlora_memory", (1_543_714_304 * 2 + lora * 16) / 2**20, capsys)
+    assert not ok and "16 bits" in out
+    ok, out = check("nb04.qlora_memory", (1_543_714_304 * 4.25 / 8 + lora * 12) / 2**20, capsys)
+    assert not ok and "two per parameter" in out

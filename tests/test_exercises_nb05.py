@@ -10,7 +10,7 @@ def check(key, answer, capsys):
     return bool(ok), capsys.readouterr().out
 
 
-@pytest.mark.parametrize("key", ["nb05.absmax_scale", "nb05.fake_quantize", "nb05.bits_per_weight", "nb05.which_blocks"])
+@pytest.mark.parametrize("key", ["nb05.absmax_scale", "nb05.fake_quantize", "nb05.bits_per_weight", "nb05.outlier_codes"])
 def test_reference_passes_and_wrong_example_fails(key, capsys):
     q = exercises.get(key)
     assert check(key, q.solve(), capsys)[0]
@@ -57,18 +57,19 @@ def test_bits_per_weight_explains_the_near_misses(capsys):
     assert not ok and "two" in out
 
 
-def test_which_blocks_is_what_the_quantizer_does():
-    # the claim behind the answer, checked numerically on Q4_1-shaped weights
+def test_outlier_codes_is_what_absmax_int8_does():
+    # the answer checked numerically: one outlier of 60 in a row of values in [-1, 1], one absmax scale
     g = torch.Generator().manual_seed(0)
-    w = torch.randn(4, 128, generator=g)
-    on_grid = quantize.fake_quantize(w, bits=4, group_size=32)
-    same = (quantize.fake_quantize(on_grid, bits=4, group_size=32) - on_grid).abs().max()
-    wider = (quantize.fake_quantize(on_grid, bits=4, group_size=64) - on_grid).abs().max()
-    shifted = (torch.roll(quantize.fake_quantize(torch.roll(on_grid, 16, 1), bits=4, group_size=32), -16, 1) - on_grid).abs().max()
-    assert same < 0.01 * wider and same < 0.01 * shifted
+    row = torch.rand(4096, generator=g) * 2 - 1
+    row[7] = 60.0
+    codes = torch.round(row / (row.abs().max() / 127))
+    ordinary = torch.cat([codes[:7], codes[8:]])
+    assert len(ordinary.unique()) == exercises.get("nb05.outlier_codes").solve() == 5
 
 
-def test_which_blocks_explains_each_wrong_letter(capsys):
-    for letter in "BCD":
-        ok, out = check("nb05.which_blocks", letter.lower(), capsys)
-        assert not ok and len(out) > 60
+def test_outlier_codes_names_the_usual_mistakes(capsys):
+    ok, out = check("nb05.outlier_codes", 255, capsys)
+    assert not ok and "outlier decides" in out
+    ok, out = check("nb05.outlier_codes", "4", capsys)
+    assert not ok and "zero is a code" in out
+    assert check("nb05.outlier_codes", "5", capsys)[0]

@@ -4,7 +4,7 @@ import pytest
 from lmguide import exercises
 from lmguide.exercise_bank import nb08
 
-KEYS = ["nb08.chance_exposure", "nb08.lcs", "nb08.auc", "nb08.probe_claim"]
+KEYS = ["nb08.chance_any", "nb08.lcs", "nb08.auc", "nb08.probe_claim"]
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -16,11 +16,14 @@ def test_reference_passes_and_wrong_example_fails(key, capsys):
     assert "✓ Correct" in out and "✗ Not yet" in out
 
 
-def test_chance_exposure_accepts_typed_forms_and_names_the_off_by_one(capsys):
-    q = exercises.get("nb08.chance_exposure")
-    assert q.check(0.03125).ok and q.check(1 / 32).ok
-    assert not q.check(33 / 1024).ok
-    assert "off by one rank" in capsys.readouterr().out
+def test_chance_any_accepts_typed_forms_and_names_the_usual_mistakes(capsys):
+    q = exercises.get("nb08.chance_any")
+    assert q.solve() == pytest.approx(0.0902, abs=1e-4)
+    assert q.check(0.0902).ok and q.check("0.090").ok and q.check("9.0e-2").ok
+    assert not q.check(6 / 64).ok
+    assert "counts twice" in capsys.readouterr().out
+    assert not q.check(1 / 64).ok
+    assert "one control's chance" in capsys.readouterr().out
     assert not q.check(5).ok
     assert "not a probability" in capsys.readouterr().out
 

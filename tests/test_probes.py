@@ -212,6 +212,18 @@ def test_next_token_logprobs_and_pronoun_gaps(austen_tokenizer):
     assert list(table["occupation"]) == ["nurse", "cook"] and (table["low"] <= table["high"]).all()
 
 
+def test_relative_to_subtracts_the_neutral_word_template_by_template():
+    import pandas as pd
+
+    frame = pd.DataFrame({"occupation": ["nurse", "nurse", "person", "person"], "template": ["a", "b", "a", "b"],
+                          "gap": [-1.0, -3.0, 0.5, -2.0]})
+    adjusted = probes.relative_to(frame, "person")
+    assert list(adjusted["occupation"]) == ["nurse", "nurse"]
+    assert list(adjusted["gap"]) == [-1.5, -1.0]  # each template's own baseline, not the mean of them
+    with pytest.raises(ValueError, match="no rows for the neutral word 'someone'"):
+        probes.relative_to(frame, "someone")
+
+
 # ------------------------------------------------------------------------ shipped data
 
 

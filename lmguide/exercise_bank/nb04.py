@@ -101,29 +101,46 @@ def merge_lora(weight, A, B, alpha, fan_in_fan_out):
         return None
 
 
-@register("nb04.adamw_memory")
-class AdamWMemory(NumberExercise):
+QWEN_PARAMETERS = 1_543_714_304  # Qwen2.5-1.5B (the zoo's qwen2.5-coder-1.5b), embeddings tied
+QLORA_SHAPES = ((1536, 1536), (1536, 256))  # query and value projections: (in, out) of each of 28 layers
+
+
+def _qlora_bytes(base_bits: float = 4.25, optimizer_copies: int = 3) -> float:
+    lora = 28 * sum(16 * (i + o) for i, o in QLORA_SHAPES)
+    return QWEN_PARAMETERS * base_bits / 8 + lora * 4 * (1 + optimizer_copies)
+
+
+@register("nb04.qlora_memory")
+class QLoRAMemory(NumberExercise):
     rel_tol = 0.01
-    prompt = ("Full fine-tuning of smollm2-135m (134,515,008 parameters) in fp32 with AdamW: how many MiB do the "
-              "weights, their gradients and AdamW's state take together (activations not counted)?")
+    prompt = ("QLoRA on the Qwen 1.5 B (1,543,714,304 parameters): the frozen base is stored in 4 bits per weight plus "
+              "one 16-bit scale per block of 64 weights; LoRA adapters of rank 16 sit on the query (1536 -> 1536) and "
+              "value (1536 -> 256) projections of each of its 28 layers and train in fp32 with AdamW. How many MiB do "
+              "the base, the adapters, their gradients and AdamW's state take together (activations not counted)?")
     hints = (
-        "fp32 is 4 bytes a number. Besides the weights, every trainable parameter gets a gradient.",
-        "AdamW keeps two running averages per trainable parameter (exp_avg and exp_avg_sq). 1 MiB = 2**20 bytes.",
+        "The base: bits per weight including the scales' share, times the parameters, in bytes. Only the adapters "
+        "get gradients and optimizer state.",
+        "A rank-r adapter on an (in -> out) layer has r x (in + out) parameters. fp32 is 4 bytes; AdamW keeps two "
+        "buffers per trainable parameter. 1 MiB = 2**20 bytes.",
     )
     solution_code = """
-n = 134_515_008
-n * 4 * (1 + 1 + 2) / 2**20      # weights + gradients + AdamW's two moments, 4 bytes each
+base = 1_543_714_304 * (4 + 16 / 64) / 8                     # 4.25 bits a weight, in bytes
+lora = 28 * (16 * (1536 + 1536) + 16 * (1536 + 256))          # trainable parameters
+(base + lora * 4 * (1 + 1 + 2)) / 2**20                      # + weights, gradients, AdamW's two moments
 """
-    wrong_example = 134_515_008 * 4 * 2 / 2 ** 20  # weights + gradients only
+    wrong_example = _qlora_bytes(base_bits=16) / 2 ** 20  # the base kept in 16 bits: no QLoRA
 
     def solve(self):
-        return 134_515_008 * 4 * 4 / 2 ** 20
+        return _qlora_bytes() / 2 ** 20
 
     def describe_miss(self, value, expected):
-        n = 134_515_008
-        for copies, what in ((1, "only the weights"), (2, "weights and gradients but not AdamW's state"),
-                             (3, "AdamW's state as one buffer; it keeps two per parameter")):
-            if math.isclose(value, n * 4 * copies / 2 ** 20, rel_tol=self.rel_tol):
+        for bytes_, what in (
+                (_qlora_bytes(base_bits=4), "the 4-bit codes without their scales: a 16-bit scale per 64 weights adds "
+                                            "a quarter bit per weight"),
+                (_qlora_bytes(base_bits=16), "the base in 16 bits; QLoRA keeps it in 4"),
+                (_qlora_bytes(optimizer_copies=0), "the adapters' weights but not their gradients and AdamW's state"),
+                (_qlora_bytes(optimizer_copies=2), "AdamW's state as one buffer; it keeps two per parameter")):
+            if math.isclose(value, bytes_ / 2 ** 20, rel_tol=self.rel_tol):
                 return f"that counts {what}."
         if math.isclose(value, expected * 2 ** 20 / 1e6, rel_tol=self.rel_tol):
             return "that is in MB (10**6 bytes); the question asks for MiB (2**20 bytes)."

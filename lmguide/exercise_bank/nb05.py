@@ -110,31 +110,30 @@ class BitsPerWeight(NumberExercise):
         return super().describe_miss(value, expected)
 
 
-@register("nb05.which_blocks")
-class WhichBlocks(ChoiceExercise):
-    prompt = ("SmolLM2's weights were de-quantized from Q4_1 blocks of 32 consecutive weights per row. "
-              "You quantize those float weights again with the same rule (a scale and a minimum per "
-              "group). Which grouping gives back exactly the weights you started from?")
-    choices = {
-        "A": "groups of 32, starting at the first weight of each row, like the file's blocks",
-        "B": "groups of 64: fewer scales to store and every file block is inside one group",
-        "C": "groups of 32 that start 16 weights into each row",
-        "D": "any grouping: the weights already lie on a 4-bit grid, so nothing more is lost",
-    }
-    answer_letter = "A"
-    why_wrong = {
-        "B": ("a group of 64 joins two file blocks with different scales and minimums; one new 16-step grid "
-              "cannot hit both blocks' grids, so most weights move."),
-        "C": ("shifted groups straddle two file blocks, whose grids differ; the new grid fits neither, so "
-              "weights move. Try it with lg.quantize.quantize_int4 on torch.roll(row, 16)."),
-        "D": ("each block has its own grid (its scale and minimum); only a group that covers exactly one block "
-              "finds that grid again."),
-    }
-    hints = ("In each file block the smallest weight is the block's minimum and the largest is minimum + 15 x scale.",
-             "A new group finds the same scale and minimum only if its smallest and largest weights are those of one block.")
+@register("nb05.outlier_codes")
+class OutlierCodes(NumberExercise):
+    exact = True
+    unit = "code"
+    prompt = ("A layer's input row has 4,096 values: all lie between -1 and 1 except one, which is 60. It is quantized "
+              "to int8 with one absmax scale for the whole row (the scale maps the largest |value| to 127, and each "
+              "value is rounded to the nearest code). How many distinct codes can the 4,095 ordinary values use at most?")
+    hints = ("First the scale: which value gets code 127, and what is one code step worth?",
+             "Then the largest code an ordinary value can get: round(1 / scale). Codes run from minus that to plus that.")
     solution_code = """
-w = model.model.layers[0].mlp.down_proj.weight           # from the zoo's SmolLM2
-for g in (32, 64):
-    print(g, (lg.quantize.fake_quantize(w, bits=4, group_size=g) - w).abs().max())
+scale = 60 / 127                  # one code step is worth 0.47
+top = round(1 / scale)            # |x| <= 1 reaches at most code 2
+2 * top + 1                       # codes -2..2: five levels for almost every value in the row
 """
-    wrong_example = "B"
+    wrong_example = 255  # the whole int8 range: what the row would use without the outlier
+
+    def solve(self):
+        return 2 * round(1 / (60 / 127)) + 1
+
+    def describe_miss(self, value, expected):
+        if value in (255, 256):
+            return "that is every int8 code; with one scale for the row, the outlier decides the step size."
+        if value == 2 or value == 3:
+            return "count the negative codes, zero and the positive codes: values lie between -1 and 1."
+        if value == 4:
+            return "zero is a code too: from minus the top code to plus it."
+        return super().describe_miss(value, expected)

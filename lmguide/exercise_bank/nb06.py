@@ -11,73 +11,76 @@ from lmguide.exercises import FunctionExercise, NumberExercise, register
 _TEACHER_P = {"acknowledged": 0.90, "known": 0.09, "denied": 0.01}
 
 
-@register("nb06.soft_probability")
-class SoftProbability(NumberExercise):
+@register("nb06.temperature_for")
+class TemperatureFor(NumberExercise):
     prompt = ("A teacher gives the next word after 'It is a truth universally' the probabilities "
-              "acknowledged 0.90, known 0.09, denied 0.01 (and nothing else). At temperature T = 2, "
-              "what probability does the softened distribution give 'known'? Answer as a number in [0, 1].")
-    hints = ("Softening divides the *logits* by T, not the probabilities. The log-probabilities are valid logits.",
-             "softmax(log(p) / T) is proportional to p ** (1 / T): take square roots, then make them sum to 1.")
+              "acknowledged 0.90, known 0.09, denied 0.01 (and nothing else). At what temperature T does the "
+              "softened distribution give 'known' a probability of 0.25? (Two significant figures or more.)")
+    hints = ("Softening divides the logits by T; log-probabilities are valid logits. Raising T flattens the "
+             "distribution, so 'known' rises from 0.09 towards 1/3.",
+             "Write known(T) with lg.distill.soften and search: try a few T, then halve the interval.")
     solution_code = """
-p = torch.tensor([0.90, 0.09, 0.01])
-lg.distill.soften(p.log(), 2.0)[1].item()
+known = lambda T: lg.distill.soften(torch.tensor([0.90, 0.09, 0.01]).log(), T)[1].item()
+low, high = 1.0, 10.0                      # known(1) = 0.09 < 0.25 < known(10)
+for _ in range(50):
+    mid = (low + high) / 2
+    low, high = (mid, high) if known(mid) < 0.25 else (low, mid)
+low
 """
-    rel_tol = 0.02  # 0.22 (two decimals) is accepted
-    wrong_example = 0.09
+    rel_tol = 0.01
+    wrong_example = 0.09 / 0.25 * 2  # a proportion, not a softmax
 
     def solve(self):
         p = torch.tensor(list(_TEACHER_P.values()))
-        return round(torch.softmax(p.log() / 2.0, -1)[1].item(), 4)
-
-    def accepts(self, value, expected):  # 22.2 typed for 22.2%: a percentage without its sign
-        return super().accepts(value, expected) or (
-            1 < value <= 100 and math.isclose(value / 100, expected, rel_tol=self.rel_tol))
+        low, high = 1.0, 10.0
+        for _ in range(60):
+            mid = (low + high) / 2
+            low, high = (mid, high) if torch.softmax(p.log() / mid, -1)[1].item() < 0.25 else (low, mid)
+        return low
 
     def describe_miss(self, value, expected):
-        close = lambda x: math.isclose(value, x, rel_tol=self.rel_tol)
-        if close(0.09):
-            return "0.09 is the teacher's own probability (T = 1); at T = 2 the distribution is flatter."
-        if close(0.045) or close(0.09 / 2 / (0.9 / 2 + 0.09 / 2 + 0.01 / 2)):
-            return "dividing the probabilities by T changes nothing once they are renormalised; divide the logits."
-        if close(0.09 ** 2 / (0.9 ** 2 + 0.09 ** 2 + 0.01 ** 2)):
-            return "that is T = 1/2 (a sharper distribution); T = 2 takes p ** (1/2), not p ** 2."
-        if close(math.sqrt(0.09)):
-            return "that is sqrt(0.09) before renormalising: divide by the sum over all three words."
+        if math.isclose(value, 1 / expected, rel_tol=0.02):
+            return "that is 1/T; softening divides the logits by T, so p ** (1/T) is what the softmax sees."
+        if value <= 1:
+            return (f"at T = {value:g} the distribution is as sharp as the teacher's or sharper: 'known' stays at or "
+                    "below 0.09. Higher T flattens it.")
         return super().describe_miss(value, expected)
 
 
-@register("nb06.student_share")
-class StudentShare(NumberExercise):
-    prompt = ("Make a 2-layer student of austen-gpt-large with lg.distill.student_from_teacher. What "
-              "percentage of the teacher's parameters does it keep? (Answer in percent, e.g. 37.5.)")
+@register("nb06.layers_for_half")
+class LayersForHalf(NumberExercise):
+    exact = True
+    unit = "layer"
+    prompt = ("Students of austen-gpt-large made by lg.distill.student_from_teacher keep the whole embeddings and "
+              "fewer blocks. What is the largest number of blocks a student can keep while holding at most half "
+              "of the teacher's parameters?")
     hints = ("sum(p.numel() for p in model.parameters()) counts a model's parameters (tied weights once).",
-             "The student keeps the token and position embeddings whole: only the blocks are fewer.")
+             "The embeddings are kept whole, so each block is a fixed share: try students of 1, 2, 3 ... blocks.")
     solution_code = """
-student = lg.distill.student_from_teacher(teacher, 2)
 count = lambda m: sum(p.numel() for p in m.parameters())
-100 * count(student) / count(teacher)
+shares = {n: count(lg.distill.student_from_teacher(teacher, n)) / count(teacher) for n in range(1, 8)}
+max(n for n, share in shares.items() if share <= 0.5)
 """
-    rel_tol = 0.005
-    wrong_example = 25.0
+    wrong_example = 4  # half of the 8 blocks, forgetting the embeddings
 
     def solve(self):
+        from transformers import GPT2Config
+
         from lmguide import params
         from lmguide.zoo import path
 
-        from transformers import GPT2Config
-
         config = GPT2Config.from_pretrained(path("austen-gpt-large"))
-        teacher = params.gpt2_param_count(config)["total"]
-        config.n_layer = 2
-        return round(100 * params.gpt2_param_count(config)["total"] / teacher, 2)
+        teacher, layers = params.gpt2_param_count(config)["total"], config.n_layer
+        best = 0
+        for n in range(1, layers):
+            config.n_layer = n
+            if params.gpt2_param_count(config)["total"] <= teacher / 2:
+                best = n
+        return best
 
     def describe_miss(self, value, expected):
-        if 0 < value < 1 and math.isclose(value * 100, expected, rel_tol=0.01):
-            return f"that looks like a fraction ({value:g}); give it in percent ({value * 100:.1f})."
-        if math.isclose(value, 25.0, rel_tol=0.01):
-            return "25% is 2 of the 8 layers; the embeddings are not cut, so the share is larger."
-        if value > 100:
-            return f"{value:g}% is more than the teacher has; divide student by teacher, not the other way."
+        if value == 4:
+            return "4 of 8 blocks is half the blocks, but the embeddings are kept whole, so 4 blocks hold more than half."
         return super().describe_miss(value, expected)
 
 

@@ -7,23 +7,24 @@ import random
 from lmguide.exercises import ChoiceExercise, FunctionExercise, NumberExercise, register
 
 
-@register("nb08.chance_exposure")
-class ChanceExposure(NumberExercise):
-    prompt = ("A canary the model never saw is ranked among 1,024 candidates (itself included); its rank is then "
-              "equally likely to be any of 1..1024. What is the probability that its exposure is 5 bits or more?")
+@register("nb08.chance_any")
+class ChanceAny(NumberExercise):
+    rel_tol = 0.005
+    prompt = ("You plant 6 control canaries the model never sees and rank each among 256 candidates (itself "
+              "included); each rank is equally likely to be any of 1..256, independently. What is the probability "
+              "that at least one of the six controls reaches an exposure of 6 bits or more by chance alone?")
     hints = (
-        "exposure = log2(1024) - log2(rank) = 10 - log2(rank). Which ranks give 10 - log2(rank) >= 5?",
-        "exposure >= 5 means log2(rank) <= 5, i.e. rank <= 32. How many of the 1,024 equally likely ranks is that?",
+        "First one control: which ranks give log2(256) - log2(rank) >= 6, and how likely is that?",
+        "'At least one of six' is 1 minus 'none of the six'; the six are independent.",
     )
     solution_code = """
-n_candidates, bits = 1024, 5
-best_ranks = n_candidates / 2 ** bits     # ranks 1..32 give exposure >= 5
-best_ranks / n_candidates                 # = 2 ** -5: exposure is 'bits of luck you would need'
+one = (256 / 2 ** 6) / 256          # ranks 1..4 of 256 give exposure >= 6 bits: 2 ** -6
+1 - (1 - one) ** 6                  # at least one of six independent controls
 """
-    wrong_example = 5 / 10  # 5 of the 10 possible bits, not a probability of ranks
+    wrong_example = 2.0 ** -6  # one control's chance, not six controls'
 
     def solve(self):
-        return 2.0 ** -5
+        return 1 - (1 - 2.0 ** -6) ** 6
 
     def diagnose(self, answer, expected):
         message = super().diagnose(answer, expected)
@@ -32,10 +33,13 @@ best_ranks / n_candidates                 # = 2 ** -5: exposure is 'bits of luck
         value = float(answer)
         if value > 1 or value < 0:
             return f"{value:g} is not a probability; it must lie between 0 and 1."
-        if abs(value - 0.5) < 1e-3:
-            return "5 of 10 bits is not a probability of ranks: count the ranks r with 10 - log2(r) >= 5."
-        if abs(value - 31 / 1024) < 1e-4 or abs(value - 33 / 1024) < 1e-4:
-            return "off by one rank: rank 32 gives exactly 10 - 5 = 5 bits, so ranks 1 to 32 count."
+        if abs(value - 2.0 ** -6) < 1e-4:
+            return "that is one control's chance; the question asks for at least one of six."
+        if abs(value - 6 * 2.0 ** -6) < 1e-4:
+            return ("6 x 2^-6 adds the six chances, which counts twice the cases where two controls both reach 6 bits: "
+                    "use 1 - (chance that none does).")
+        if abs(value - 2.0 ** -36) < 1e-9 or abs(value - (2.0 ** -6) ** 6) < 1e-9:
+            return "that is the chance that all six reach 6 bits; the question asks for at least one."
         return message
 
 

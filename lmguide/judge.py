@@ -108,8 +108,8 @@ def judge_answers(name: str, threads: int = 2, graded_side: str = "qwen2.5-coder
     graded = items(stored, graded_side, test, passages)
     for item in graded:
         item["judge"] = judge.grade(item["question"], item["reference"], item["answer"], item["passage"])
-    first, second = items(stored, graded_side, test, passages), items(stored, other_side, test, passages)
-    mixed = [(x, y) for x, y in zip(first, second) if (x["rule"] == "correct") != (y["rule"] == "correct")][:pairs]
+    other = items(stored, other_side, test, passages)
+    mixed = [(x, y) for x, y in zip(graded, other) if (x["rule"] == "correct") != (y["rule"] == "correct")][:pairs]
     preferences = []
     for x, y in mixed:
         ab = judge.prefer(x["question"], x["reference"], x["answer"], y["answer"], x["passage"])

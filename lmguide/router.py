@@ -392,10 +392,10 @@ def paired_differences(results, pairs, thresholds: dict | None = None, seed: int
     """For each ``(a, b)`` of system names (:func:`systems`): accuracy of a minus accuracy of b on the same
     questions, a 95% bootstrap interval of that paired difference (questions resampled, seeded), the
     questions only one of them got right, and the exact sign test's p-value (:func:`lmguide.code_tasks.sign_test`)."""
-    import numpy as np
     import pandas as pd
 
     from lmguide.code_tasks import sign_test
+    from lmguide.probes import bootstrap_interval
 
     outcome = systems(results, thresholds)
     rows = []
@@ -405,10 +405,9 @@ def paired_differences(results, pairs, thresholds: dict | None = None, seed: int
             raise ValueError(f"no system named {missing!r}; the systems are {', '.join(outcome)}")
         ca, cb = outcome[a][0].to_numpy(), outcome[b][0].to_numpy()
         diff = ca.astype(float) - cb.astype(float)
-        rng = np.random.default_rng(seed)
-        means = diff[rng.integers(0, len(diff), size=(2000, len(diff)))].mean(axis=1)
+        low, high = bootstrap_interval(diff, seed=seed)  # questions resampled, the pairs kept together
         test = sign_test(ca, cb)
-        rows.append({"a": a, "b": b, "a - b": float(diff.mean()), "95% low": float(np.quantile(means, 0.025)),
-                     "95% high": float(np.quantile(means, 0.975)), "only a right": test["only the first passed"],
+        rows.append({"a": a, "b": b, "a - b": float(diff.mean()), "95% low": low,
+                     "95% high": high, "only a right": test["only the first passed"],
                      "only b right": test["only the second passed"], "sign test p": test["p"]})
     return pd.DataFrame(rows)

@@ -9,6 +9,9 @@ card), ``training.json`` and ``zoo.json`` through ``lmguide.zoo.write_entry``).
     lora_support      PARENT-support: a LoRA adapter for a zoo LM on the Kettlewise support texts
                       (austen-gpt-small-support is shipped, in lmguide/weights/)
     distilled_austen  austen-gpt-distilled: a 3-layer KD student of austen-gpt-large, and its no-KD control
+    ladder            the size ladder's cards (decode, scoring, serving) and the answers notebooks 00, 07 and 08
+                      read (first chat, router, code tasks, entity questions), each naming its machine
+    together          notebook 09's stored runs: speculative-decoding sweeps, grounded answers, the local judge
 
 Plumbing shared by the recipes: ``distributed`` runs a recipe as one process or under
 ``torchrun --nproc_per_node N`` (DDP; gloo on CPU, nccl on GPUs; rank 0 logs and saves).

@@ -77,6 +77,23 @@ def score(answer: str, question: dict) -> dict:
             "confident fabrication": not question["real"] and not abstained}
 
 
+def closed_book_support(name: str, threads: int = 2) -> dict:
+    """Notebook 07's support questions answered by zoo chat model ``name`` from its weights alone (no passages,
+    no worked example, the router's system prompt without "using only the documentation given"), greedy, the
+    reply's first line: the closed-book side of the router's stored, grounded answers (a recipe's job)."""
+    from lmguide import engines, router
+
+    engine = engines.open_default(name, threads)
+    system = router.SYSTEM_PROMPT.split(", using only")[0] + "."
+    answers = {}
+    for q in router.load_questions():
+        start = time.perf_counter()
+        ids = engine.chat_ids([{"role": "system", "content": system}, {"role": "user", "content": q["question"]}])
+        reply = engine.decode(engine.answer_ids(ids, router.MAX_NEW_TOKENS)).strip()
+        answers[q["id"]] = {"answer": router.extract_answer(reply), "reply": reply, "seconds": time.perf_counter() - start}
+    return {"engine": engine.kind, "system prompt": system, "answers": answers}
+
+
 def grounded_answers(name: str, threads: int = 2) -> dict:
     """Every entity question answered grounded by zoo chat model ``name`` in its default engine (a recipe's job)."""
     from lmguide import engines, probes

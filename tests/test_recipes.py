@@ -154,3 +154,13 @@ def test_ladder_extras_are_the_stored_answers_the_notebooks_read(tmp_path, monke
     monkeypatch.setattr(ladder, "store_answers", lambda *a: calls.append(a) or {"models": {}})
     ladder.store_extra("--entities", "lmguide bench --extras")
     assert calls[0][0] == ladder.ENTITY_FILE and calls[0][-1] == "lmguide bench --extras"
+
+
+def test_together_recipe_requests_and_a_missing_result_says_which_command(tmp_path, monkeypatch):
+    from lmguide.recipes import together
+
+    assert set(together.requests(chat=True)) == {"prose", "code"} and set(together.requests(chat=False)) == {"prose"}
+    assert [p[2] for p in together.PAIRS] == ["austen-gpt-large", "qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b"]
+    monkeypatch.setattr(together, "JUDGE_FILE", tmp_path / "judge.json")
+    with pytest.raises(FileNotFoundError, match="python -m lmguide.recipes.together --judge"):
+        together.load("judge")

@@ -1,7 +1,8 @@
 """Measure notebook 09's slow parts once (small and large models working together), for the package.
 
     python -m lmguide.recipes.together --speculative     # three draft -> target pairs, k = 1..8, prose and code
-    python -m lmguide.recipes.together --grounded        # notebook 08's entity questions, answered from passages
+    python -m lmguide.recipes.together --grounded        # notebook 08's entity questions, answered from passages,
+                                                         # and notebook 07's support questions closed-book
     python -m lmguide.recipes.together --judge           # the 1.5 B grading the router's stored answers
 
 Each pair runs in a fresh process of its own (``lmguide.workers``), so its peak RSS is the pair's alone
@@ -95,6 +96,14 @@ def _this():
     return importlib.import_module("lmguide.recipes.together")
 
 
+def _support_closed_book() -> dict:
+    from lmguide import grounding
+
+    return {**_stamp("--support-closed-book"), "models": {
+        n: workers.run_or_raise(f"closed-book support answers of {n}", grounding.closed_book_support, n)
+        for n in GROUNDED_MODELS}}
+
+
 def _stamp(flag: str) -> dict:
     return {"machine": hardware.machine(), "measured": time.strftime("%Y-%m-%d"),
             "command": f"python -m lmguide.recipes.together {flag}"}
@@ -105,10 +114,12 @@ def main(argv=None) -> int:
     parser.add_argument("--speculative", action="store_true", help="measure the three speculative pairs")
     parser.add_argument("--grounded", action="store_true", help="answer the entity questions from retrieved passages")
     parser.add_argument("--judge", action="store_true", help="let the 1.5 B grade the router's stored answers")
+    parser.add_argument("--support-closed-book", action="store_true",
+                        help="only add the support questions answered closed-book to the stored grounded answers")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    if not (args.speculative or args.grounded or args.judge):
-        parser.error("give --speculative, --grounded and/or --judge")
+    if not (args.speculative or args.grounded or args.judge or args.support_closed_book):
+        parser.error("give --speculative, --grounded, --judge and/or --support-closed-book")
     if args.speculative:
         stored = {**_stamp("--speculative"), "new tokens": NEW_TOKENS, "decoding": "greedy", "pairs": []}
         for draft, engine, target in PAIRS:
@@ -120,6 +131,11 @@ def main(argv=None) -> int:
 
         stored = {**_stamp("--grounded"), "system prompt": grounding.SYSTEM_PROMPT, "models": {
             n: workers.run_or_raise(f"grounded answers of {n}", grounding.grounded_answers, n) for n in GROUNDED_MODELS}}
+        stored["support closed-book"] = _support_closed_book()
+        write_json_atomic(GROUNDED_FILE, stored, indent=1)
+    if args.support_closed_book:  # this part alone, added to the stored grounded answers
+        stored = load("grounded")
+        stored["support closed-book"] = _support_closed_book()
         write_json_atomic(GROUNDED_FILE, stored, indent=1)
     if args.judge:
         from lmguide import judge

@@ -103,9 +103,9 @@ def _propose(draft: Engine, unseen: list[int], k: int) -> list[int]:
     return proposal
 
 
-def _verify(target: Engine, last: int, proposal: list[int]) -> tuple[int, int, torch.Tensor]:
-    """One target call on ``[last] + proposal``: how many proposals agree with its greedy choices, its own next
-    token after them, and the rows of logits (k + 1, V). The cache is cut back to the kept tokens."""
+def _verify(target: Engine, last: int, proposal: list[int]) -> tuple[int, int]:
+    """One target call on ``[last] + proposal``: how many proposals agree with its greedy choices, and its own next
+    token after them. The cache is cut back to the kept tokens."""
     before = target.n_cached
     rows = target.eval([last] + proposal)  # row i: the target's prediction after [last] + proposal[:i]
     choices = rows.argmax(dim=-1).tolist()
@@ -113,7 +113,7 @@ def _verify(target: Engine, last: int, proposal: list[int]) -> tuple[int, int, t
     while n < len(proposal) and proposal[n] == choices[n]:
         n += 1
     target.truncate(before + 1 + n)  # keep last and the n agreeing proposals; the rest leaves no trace
-    return n, choices[n], rows
+    return n, choices[n]
 
 
 def generate(target: Engine, draft: Engine, prompt_ids, max_new_tokens: int, k: int = 4,
@@ -129,7 +129,7 @@ def generate(target: Engine, draft: Engine, prompt_ids, max_new_tokens: int, k: 
     while len(out.tokens) < max_new_tokens:
         room = max_new_tokens - len(out.tokens)
         proposal = _propose(draft, draft_unseen, min(k, room))
-        n, own, _ = _verify(target, last, proposal)
+        n, own = _verify(target, last, proposal)
         # the draft's cache holds last + proposal[:-1]; keep last + the agreeing ones it has seen
         draft.truncate(draft.n_cached - (len(proposal) - 1) + min(n, len(proposal) - 1))
         draft_unseen = proposal[len(proposal) - 1:n] + [own]  # the last proposal, if kept, then own
@@ -169,7 +169,7 @@ def generate_by_text(target: Engine, draft: Engine, target_prompt_ids, draft_pro
         proposal_text = draft.decode(proposal_d)
         proposal = target.tokenizer.encode(proposal_text, add_special_tokens=False)[:k] if proposal_text else []
         if proposal:
-            n, own, _ = _verify(target, last, proposal)
+            n, own = _verify(target, last, proposal)
         else:  # the draft proposed nothing the target can read: one plain target step
             n, own = 0, int(target.eval([last])[-1].argmax())
         if _keep(out, target, proposal, n, own, room, stop_at_eos):
@@ -206,7 +206,7 @@ def generate_proposed(target: Engine, propose, prompt_ids, max_new_tokens: int, 
         room = max_new_tokens - len(out.tokens)
         proposal = [int(t) for t in propose(prompt + out.tokens, min(k, room))][:min(k, room)]
         if proposal:
-            n, own, _ = _verify(target, last, proposal)
+            n, own = _verify(target, last, proposal)
         else:
             n, own = 0, int(target.eval([last])[-1].argmax())
         if _keep(out, target, proposal, n, own, room, stop_at_eos):
@@ -249,19 +249,12 @@ def predicted_speedup(acceptance: float, k: int, draft_step_s: float, verify_s: 
 # ---------------------------------------------------------------------------- measuring it
 def verify_seconds(engine: Engine, prompt_ids, n: int, repeats: int = 3):
     """:class:`lmguide.timing.Timing` of one call reading ``n`` tokens after the prompt (what verifying n - 1
-    proposals costs), the cache rolled back after each; n = 1 is one decode step."""
-    from lmguide.timing import time_call
-
+    proposals costs; :meth:`lmguide.engines.Engine.time_step` rolls the cache back after each); n = 1 is one
+    decode step."""
     prompt = as_token_ids(prompt_ids).tolist()
     engine.reset()
     engine.prefill(prompt)
-    base = engine.n_cached
-
-    def call():
-        engine.eval(prompt[-1:] * n)
-        engine.truncate(base)
-
-    return time_call(call, repeats=repeats, warmup=1)
+    return engine.time_step(repeats=repeats, warmup=1, token_id=prompt[-1], tokens=n)
 
 
 def sweep(target: Engine, draft, target_ids, ks=(1, 2, 4, 8), new_tokens: int = 64, repeats: int = 3,

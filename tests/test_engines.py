@@ -218,3 +218,11 @@ def test_chat_ids_render_a_whole_conversation_and_refuse_a_model_without_a_templ
     assert "Be brief." in text(two) and "Be brief." not in text(one)
     with pytest.raises(ValueError, match="no chat template"):
         both["torch"].chat_ids([{"role": "user", "content": "Hi"}])
+
+
+def test_time_step_of_several_tokens_leaves_the_cache_as_it_found_it(engine):
+    engine.reset()
+    engine.prefill(engine.encode("It is a truth universally acknowledged"))
+    before = engine.n_cached
+    timing = engine.time_step(repeats=2, tokens=5)
+    assert engine.n_cached == before and len(timing.seconds) == 2 and timing.result.shape[0] == 5

@@ -19,7 +19,7 @@ Every engine is an :class:`~lmguide.engines.base.Engine` and answers:
     prompt_ids(text, chat), chat_ids(turns) a prompt's ids, as text or in the model's own chat template
     continuation_logprobs(context, cont)    log-probability of each continuation token, never holding
                                             more than chunk_size x vocabulary logits
-    time_step()                             a lmguide.timing.Timing of one decode step
+    time_step(tokens=1)                     a lmguide.timing.Timing of one call reading that many tokens
     memory(), weight_bytes                  weights / RSS / peak RSS MiB; bytes one step reads
     kind, name, context_length, chunk_size, setup_seconds, file
 

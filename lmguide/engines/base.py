@@ -11,7 +11,7 @@ a llama.cpp context) and a key/value cache for one sequence. Each engine kind wr
     truncate(n), reset()           roll the cache back (speculative decoding rejects tokens so)
     generate(prompt_ids, n, ...)   an iterator of token ids: greedy, or sampled by lmguide.sampling
     continuation_logprobs(c, x)    log p(x_i | c, x_<i) for each token of x, chunk by chunk
-    time_step()                    a Timing of one decode step (the cache is rolled back each time)
+    time_step(tokens=1)            a Timing of one call reading that many tokens (the cache rolled back each time)
     memory()                       weights MiB, process RSS and peak RSS MiB
 
 Long inputs go through the model ``chunk_size`` positions at a time, so no call ever holds a
@@ -259,14 +259,15 @@ class Engine(abc.ABC):
         return out
 
     # --- speed and memory ---------------------------------------------------------------------
-    def time_step(self, repeats: int = 5, warmup: int = 1, token_id: int | None = None) -> Timing:
-        """:class:`~lmguide.timing.Timing` of one decode step after what the cache holds (prefill a prompt
-        first): one token read, then the cache rolled back, so every run sees the same past."""
+    def time_step(self, repeats: int = 5, warmup: int = 1, token_id: int | None = None, tokens: int = 1) -> Timing:
+        """:class:`~lmguide.timing.Timing` of one call after what the cache holds (prefill a prompt first): ``tokens``
+        tokens read at once (1: a decode step; more: what verifying drafted tokens costs), then the cache rolled
+        back, so every run sees the same past."""
         token = token_id if token_id is not None else (self.eos_token_id or 0)
         n = self.n_cached
 
         def step():
-            logits = self.eval([token])
+            logits = self.eval([token] * tokens)
             self.truncate(n)
             return logits
 

@@ -145,3 +145,27 @@ def student_from_teacher(teacher, n_layer: int, layers: list[int] | None = None,
         student.tie_weights()
     student.config.distilled_from_layers = layers if init == "copy" else None
     return student
+
+
+def forward_flops_per_token(model, n_ctx: int) -> float:
+    """Kaplan et al.'s (2020) estimate of one forward pass, per token: ``2 N + 2 n_layer n_ctx d``.
+
+    ``N`` counts the weights a token is multiplied by: every block's matrices and the output
+    layer (tied to the token embeddings in GPT-2); position embeddings, biases and layer norms
+    are additions, not multiplications. The second term is attention's scores and weighted sum.
+    """
+    c = model.config
+    blocks = sum(p.numel() for name, p in model.transformer.h.named_parameters() if p.dim() == 2)
+    head = model.lm_head.weight.numel()
+    return 2.0 * (blocks + head) + 2.0 * c.n_layer * n_ctx * c.n_embd
+
+
+def kd_compute_ratio(teacher, student, n_ctx: int) -> float:
+    """How many times a distillation step costs a plain training step of the same student.
+
+    A training step is a forward and a backward pass (the backward about twice the forward:
+    3 forwards in all); distillation adds one forward of the teacher. An equal-compute control
+    trains the student alone for ``ratio`` times as many steps.
+    """
+    s, t = forward_flops_per_token(student, n_ctx), forward_flops_per_token(teacher, n_ctx)
+    return (3 * s + t) / (3 * s)

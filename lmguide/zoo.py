@@ -41,7 +41,7 @@ WEIGHTS = Path(__file__).resolve().parent / "weights"
 AUTO_CLASSES = {"causal-lm": "AutoModelForCausalLM", "encoder": "AutoModel",
                 "question-answering": "AutoModelForQuestionAnswering"}
 KINDS = tuple(AUTO_CLASSES)
-UNHASHED = ("README.md", "training.json", "zoo.json")  # edited by hand; never read by a loader
+UNHASHED = ("README.md", "training.json", "seeds.json", "zoo.json")  # reports and cards; never read by a loader
 MANIFEST = "lmguide-manifest.json"                     # what a make step wrote: the model's name, sha256s
 # Bump when make steps write different files (2: the entry's name in the manifest, architectures in
 # smollm2-135m's config.json): caches made in an older format are rebuilt once.

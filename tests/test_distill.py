@@ -111,3 +111,18 @@ def test_copied_student_starts_closer_to_the_teacher_than_a_random_one():
         student_from_teacher(teacher, 2, init="zeros")
     with pytest.raises(ValueError, match="layers must be"):
         student_from_teacher(teacher, 2, layers=[0, 7])
+
+
+def test_forward_flops_follow_kaplan_and_a_kd_step_costs_one_teacher_forward_more():
+    from lmguide.distill import forward_flops_per_token, kd_compute_ratio
+
+    teacher = tiny_teacher(4)
+    c = teacher.config
+    per_block = 12 * c.n_embd ** 2                     # c_attn 3d^2 + c_proj d^2 + MLP 8d^2
+    expected = 2 * (c.n_layer * per_block + c.vocab_size * c.n_embd) + 2 * c.n_layer * 16 * c.n_embd
+    assert forward_flops_per_token(teacher, n_ctx=16) == expected
+    student = student_from_teacher(teacher, 2)
+    ratio = kd_compute_ratio(teacher, student, n_ctx=16)
+    s, t = forward_flops_per_token(student, 16), forward_flops_per_token(teacher, 16)
+    assert ratio == pytest.approx(1 + t / (3 * s)) and 1 < ratio < 2
+    assert kd_compute_ratio(student, student, 16) == pytest.approx(4 / 3)   # a teacher the student's size: one more forward

@@ -10,6 +10,13 @@ Two runs share everything but the loss: the same student (every other teacher la
 (fp16 safetensors) and registered in the zoo; both runs' scores go into ``training.json`` and
 the model card. ``--runs control`` or ``--runs kd`` runs one of them, adding it to the same report.
 A run saves a checkpoint every ``--save-every`` steps; ``--resume`` continues from it.
+
+``--seeds 0,1,2`` repeats the comparison with other seeds and adds a third run, ``control-compute``:
+the control given the distillation run's compute (:func:`lmguide.distill.kd_compute_ratio` times
+the steps, its schedule stretched to match). Nothing is saved but the scores, into OUT/seeds.json
+(seed 0's ``kd`` and ``control`` are copied from OUT/training.json when its config matches)::
+
+    python -m lmguide.recipes.distilled_austen --out lmguide/weights/austen-gpt-distilled --seeds 1 --threads 1
 """
 from __future__ import annotations
 
@@ -237,6 +244,67 @@ def run_recipe(cfg: DistillConfig, out: Path, runs: list[str], resume: bool = Fa
     return report
 
 
+SEED_RUNS = ("kd", "control", "control-compute")
+
+
+def compute_matched_steps(cfg: DistillConfig, teacher) -> int:
+    """The control's steps at the distillation run's compute (forward + backward FLOPs)."""
+    from lmguide.distill import kd_compute_ratio
+
+    return round(cfg.steps * kd_compute_ratio(teacher, make_student(teacher, cfg), cfg.n_ctx))
+
+
+def run_seeds(cfg: DistillConfig, out: Path, seeds: list[int], runs: list[str]) -> dict:
+    """Train ``runs`` for each seed; add test and val bits per byte (fp16 weights) to OUT/seeds.json."""
+    import fcntl
+
+    import lmguide
+
+    run = distributed.Run()
+    teacher, tokenizer = load_teacher(cfg.teacher)
+    ids = train_ids(tokenizer, lmguide.data.austen("train"))
+    val_text, test_text = lmguide.data.austen("val"), lmguide.data.austen("test")
+    long_steps = compute_matched_steps(cfg, teacher)
+    shipped_report = out / "training.json"
+    shipped = json.loads(shipped_report.read_text()) if shipped_report.exists() else {}
+    for seed in seeds:
+        for name in runs:
+            key = f"{seed}/{name}"
+            steps = long_steps if name == "control-compute" else cfg.steps
+            this = dataclasses.replace(cfg, seed=seed, steps=steps)
+            base = dataclasses.asdict(dataclasses.replace(this, steps=cfg.steps))
+            if name in ("kd", "control") and shipped.get("config") == base:
+                r = shipped["runs"][name]
+                result = {"steps": steps, "val_bits_per_byte": r["val_bits_per_byte"],
+                          "test_bits_per_byte": r["test_bits_per_byte"], "wall_minutes": r["wall_minutes"],
+                          "source": "training.json (the shipped run)"}
+            else:
+                alpha = cfg.alpha if name == "kd" else 0.0
+                student, _, seconds = train_student(this, alpha, teacher, tokenizer, ids, None, run, bar=False)
+                model = as_shipped(student)
+                result = {"steps": steps, "val_bits_per_byte": round(bits_per_byte(model, tokenizer, val_text), 4),
+                          "test_bits_per_byte": round(bits_per_byte(model, tokenizer, test_text), 4),
+                          "wall_minutes": round(seconds / 60, 1), "source": "this recipe, --seeds"}
+            print(f"seed {seed} {name}: {result}", flush=True)
+            with open(out / ".seeds.lock", "w") as lock:   # two processes may run different seeds at once
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                target = out / "seeds.json"
+                report = json.loads(target.read_text()) if target.exists() else {}
+                if report.get("config") != dataclasses.asdict(cfg):
+                    report = {"config": dataclasses.asdict(cfg), "runs": {}}
+                report.update({"compute ratio": round(long_steps / cfg.steps, 3), "control-compute steps": long_steps,
+                               "teacher_test_bits_per_byte": shipped.get("teacher_test_bits_per_byte"),
+                               "command": command(cfg) + " --seeds SEED --threads 1",
+                               "processes": "one per seed, run side by side",
+                               "torch": torch.__version__, "threads": torch.get_num_threads(),
+                               "bf16": distributed.bf16_supported(run.device) and cfg.bf16})
+                report["runs"][key] = result
+                report["runs"] = dict(sorted(report["runs"].items()))
+                target.write_text(json.dumps(report, indent=2) + "\n")
+    (out / ".seeds.lock").unlink(missing_ok=True)
+    return json.loads((out / "seeds.json").read_text())
+
+
 def command(cfg: DistillConfig) -> str:
     defaults = DistillConfig()
     flags = [f"--{k.replace('_', '-')} {v}" for k, v in dataclasses.asdict(cfg).items()
@@ -265,7 +333,7 @@ def write_card(out: Path, report: dict) -> None:
         gap = runs["control"]["test_bits_per_byte"] - runs["kd"]["test_bits_per_byte"]
         verdict = (f"\nOn the test split the distilled student is {abs(gap):.4f} bits per byte "
                    f"{'better' if gap > 0 else 'worse'} than the control trained without the teacher "
-                   "(one seed each: see notebook 06 for what that difference is worth).\n")
+                   "(seed 0; the seeds table below repeats it).\n")
     text = f"""# {NAME}
 
 A 3-layer student of `{TEACHER}`, made by knowledge distillation: it keeps the teacher's width,
@@ -304,8 +372,34 @@ Bits per byte (`lmguide.eval.bits_per_byte`, window 256, stride 128) on the whol
 {chr(10).join(curves)}
 
 Wall times are on a shared 2-core machine: upper bounds.
-"""
+{seeds_section(out)}"""
     (out / "README.md").write_text(text)
+
+
+def seeds_section(out: Path) -> str:
+    """The card's table of ``seeds.json`` (when there is one): test bits per byte per seed and run, and the gaps."""
+    file = out / "seeds.json"
+    if not file.exists():
+        return ""
+    report = json.loads(file.read_text())
+    seeds = sorted({int(k.split("/")[0]) for k in report["runs"]})
+    rows = []
+    for seed in seeds:
+        r = {name: report["runs"].get(f"{seed}/{name}", {}).get("test_bits_per_byte") for name in SEED_RUNS}
+        gaps = [f"{r[c] - r['kd']:+.4f}" if None not in (r[c], r["kd"]) else "-" for c in ("control", "control-compute")]
+        rows.append(f"| {seed} | " + " | ".join("-" if v is None else f"{v:.4f}" for v in r.values()) + f" | {' | '.join(gaps)} |")
+    return f"""
+## Seeds, and a control given the same compute (`seeds.json`)
+
+A KD step runs the teacher forward as well: by Kaplan et al.'s count it costs {report['compute ratio']} plain
+steps (`lmguide.distill.kd_compute_ratio`), so the equal-compute control trains {report['control-compute steps']}
+steps (its schedule stretched to match). Made by `{report['command']}`; seed 0's kd and control are the runs
+above. Test bits per byte (fp16 weights); gap = control - kd (positive: KD ahead).
+
+| seed | kd | control (same steps) | control (same compute) | gap, same steps | gap, same compute |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+"""
 
 
 def _layers(cfg: dict) -> str:
@@ -334,6 +428,9 @@ def main(argv=None) -> None:
     for f in dataclasses.fields(DistillConfig):
         kind = (lambda s: s.lower() in ("1", "true", "yes")) if f.type in (bool, "bool") else type(f.default)
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds: repeat kd, control and the equal-compute control "
+                             "(or --runs) for each, scores only, into OUT/seeds.json")
     parser.add_argument("--card-only", action="store_true",
                         help="only rewrite README.md and the zoo entry from the folder's training.json")
     args = parser.parse_args(argv)
@@ -343,6 +440,14 @@ def main(argv=None) -> None:
             register(args.out)
         return
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
+    if args.seeds is not None:
+        runs = list(SEED_RUNS) if args.runs == parser.get_default("runs") else runs
+        if not runs or any(r not in SEED_RUNS for r in runs):
+            parser.error(f"with --seeds, --runs takes {', '.join(SEED_RUNS)} (got {args.runs!r})")
+        torch.set_num_threads(args.threads)
+        cfg = DistillConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DistillConfig)})
+        run_seeds(cfg, args.out, [int(x) for x in args.seeds.split(",")], runs)
+        return
     if not runs or any(r not in ("kd", "control") for r in runs):
         parser.error(f"--runs takes kd and/or control (got {args.runs!r})")
     torch.set_num_threads(args.threads)

@@ -157,6 +157,19 @@ def held_out_texts() -> dict:
     return {"support": support("test"), "austen": austen("test")[:AUSTEN_PROBE_CHARS]}
 
 
+def least_forgetting(points, learnt: float) -> float:
+    """The least forgetting among ``points`` that learnt at least ``learnt``; NaN when none got that far.
+
+    ``points``: rows with ``"learnt"`` (held-out bits per byte gained on the new domain) and ``"forgot"``
+    (bits per byte lost on the old one), e.g. one method's runs at several learning rates and steps.
+    Read as a function of ``learnt`` it is the method's frontier: the best trade it has shown. Two
+    methods compared at the same ``learnt`` are compared at equal learning, whatever steps or learning
+    rate each needed to get there.
+    """
+    reached = [p["forgot"] for p in points if p["learnt"] >= learnt]
+    return min(reached) if reached else float("nan")
+
+
 # --- LoRA through peft ------------------------------------------------------------------------
 def add_peft_lora(model, target_modules, r: int = 8, alpha: int = 16, dropout: float = 0.0,
              fan_in_fan_out: bool | None = None, expect: int | None = None, init_lora_weights=True):

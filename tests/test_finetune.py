@@ -1,3 +1,4 @@
+import math
 import warnings
 
 import pytest
@@ -148,3 +149,12 @@ def test_a_gpt2_style_tokenizer_cannot_pad_until_it_has_a_pad_token():
         raw(["a", "b c d"], padding=True)
     assert finetune.ensure_pad_token(raw).pad_token == raw.eos_token
     assert raw(["a", "b c d"], padding=True)["input_ids"][0][-1] == raw.eos_token_id
+
+
+def test_least_forgetting_is_the_best_trade_at_or_beyond_a_level():
+    points = [{"learnt": 0.2, "forgot": 0.01}, {"learnt": 0.5, "forgot": 0.08}, {"learnt": 0.6, "forgot": 0.05},
+              {"learnt": 1.0, "forgot": 0.30}]
+    assert finetune.least_forgetting(points, 0.1) == 0.01
+    assert finetune.least_forgetting(points, 0.5) == 0.05      # the 0.6 point learnt more and forgot less
+    assert finetune.least_forgetting(points, 0.9) == 0.30
+    assert math.isnan(finetune.least_forgetting(points, 1.5))  # nobody got that far

@@ -164,3 +164,79 @@ def test_together_recipe_requests_and_a_missing_result_says_which_command(tmp_pa
     monkeypatch.setattr(together, "JUDGE_FILE", tmp_path / "judge.json")
     with pytest.raises(FileNotFoundError, match="python -m lmguide.recipes.together --judge"):
         together.load("judge")
+
+
+# --- notebook 04's sweep and SFT recipes, notebook 06's seeds ----------------------------------------
+def test_lora_sweep_scores_each_checkpoint_and_an_interrupted_sweep_continues(tmp_path, monkeypatch):
+    from lmguide.recipes import lora_sweep
+
+    monkeypatch.setattr(lora_sweep, "AUSTEN_CHARS", 2_000)
+    out = tmp_path / "sweep.json"
+    first = lora_sweep.main(["--out", str(out), "--rates", "0.002", "--seeds", "0", "--checkpoints", "1,2"])
+    assert first["complete"] and [(p["method"], p["step"]) for p in first["points"]] == [
+        ("full", 1), ("full", 2), ("LoRA", 1), ("LoRA", 2)]
+    for p in first["points"]:
+        assert p["learnt"] == pytest.approx(first["before"]["support"] - p["support"], abs=1e-4)
+        assert p["forgot"] == pytest.approx(p["austen"] - first["before"]["austen"], abs=1e-4)
+    full_2 = first["points"][1]
+    assert full_2["learnt"] > 0        # two full steps at 2e-3 already learn the support text
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(lora_sweep, "one_run", no_training)
+    again = lora_sweep.main(["--out", str(out), "--rates", "0.002", "--seeds", "0", "--checkpoints", "1,2"])
+    assert again["points"] == first["points"] and json.loads(out.read_text())["command"].endswith("1,2")
+
+
+def test_distillation_seeds_copy_the_shipped_runs_and_give_the_control_kds_compute(tmp_path, monkeypatch):
+    import dataclasses
+
+    from lmguide.recipes import distilled_austen as recipe
+
+    cfg = recipe.DistillConfig(steps=10)
+    (tmp_path / "training.json").write_text(json.dumps({
+        "config": dataclasses.asdict(cfg), "teacher_test_bits_per_byte": 1.3,
+        "runs": {name: {"val_bits_per_byte": v, "test_bits_per_byte": v, "wall_minutes": 1.0}
+                 for name, v in (("kd", 1.40), ("control", 1.45))}}))
+    trained = []
+
+    def fake_train(this, alpha, teacher, tokenizer, ids, val_text, run, bar=True):
+        trained.append((this.seed, alpha, this.steps))
+        return recipe.make_student(teacher, this), [], 6.0
+
+    monkeypatch.setattr(recipe, "train_student", fake_train)
+    monkeypatch.setattr(recipe, "bits_per_byte", lambda model, tok, text: 1.5)
+    report = recipe.run_seeds(cfg, tmp_path, [0, 1], list(recipe.SEED_RUNS))
+    teacher, _ = recipe.load_teacher(cfg.teacher)
+    long = recipe.compute_matched_steps(cfg, teacher)
+    assert 10 < long < 20 and report["control-compute steps"] == long
+    assert sorted(report["runs"]) == ["0/control", "0/control-compute", "0/kd", "1/control", "1/control-compute", "1/kd"]
+    assert report["runs"]["0/kd"]["test_bits_per_byte"] == 1.40 and "training.json" in report["runs"]["0/kd"]["source"]
+    # seed 0's kd and control came from the card; everything else was trained, the long control for longer
+    assert trained == [(0, 0.0, long), (1, cfg.alpha, 10), (1, 0.0, 10), (1, 0.0, long)]
+    assert not (tmp_path / ".seeds.lock").exists()
+
+
+def test_support_chat_card_shows_every_run_and_the_shipped_answers(tmp_path):
+    from lmguide.recipes import support_chat
+
+    def run(nll, fmt, right, **extra):
+        answers = [{"id": f"q{i}", "answer": f"answer {i}", "tokens": 3, "stopped": True, "format": True,
+                    "correct": i < 2} for i in range(4)]
+        return {"held-out assistant nats/token": nll, "format followed": fmt, "correct": right, "answers": answers, **extra}
+
+    trained = dict(examples=31, tokens=3500, steps=32, **{"trained tokens": 1700, "train seconds": 60.0,
+                                                           "loss history": {2: 3.0, 32: 1.0}})
+    report = {"command": "python -m lmguide.recipes.support_chat --out X", "name": support_chat.NAME,
+              "parent": support_chat.PARENT, "targets": support_chat.TARGETS, "rank": 8, "alpha": 16, "epochs": 4,
+              "batch": 4, "learning rate": 1e-3, "seed": 0, "system prompt": "S", "held-out conversations": 9,
+              "questions": 4, "max new tokens": 64, "parameters": {"trainable": 10, "total": 100},
+              "machine": {"cpu": "x86_64", "threads": 2, "torch": "t", "transformers": "t"},
+              "before": run(2.5, 0.5, 0.25), "after: loss on assistant tokens only": run(1.5, 1.0, 0.5, **trained),
+              "after: loss on every token": run(1.7, 0.75, 0.5, **trained)}
+    support_chat.write_card(tmp_path, report)
+    card = (tmp_path / "README.md").read_text()
+    assert "| before (SmolLM2-135M-Instruct) | - | 2.500 | 50% | 25% |" in card
+    assert "| after: loss on assistant tokens only | 1700 | 1.500 | 100% | 50% |" in card
+    assert "after: loss on every token" in card and "'answer 0'" in card

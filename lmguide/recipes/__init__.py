@@ -8,7 +8,12 @@ card), ``training.json`` and ``zoo.json`` through ``lmguide.zoo.write_entry``).
                       smollm2-135m-int8 made at prepare time) and their precision tables
     lora_support      PARENT-support: a LoRA adapter for a zoo LM on the Kettlewise support texts
                       (austen-gpt-small-support is shipped, in lmguide/weights/)
-    distilled_austen  austen-gpt-distilled: a 3-layer KD student of austen-gpt-large, and its no-KD control
+    lora_sweep        full fine-tuning vs LoRA over learning rates, steps and 3 seeds (notebook 04's frontier),
+                      into lmguide/assets/finetune/lora_sweep.json
+    support_chat      smollm2-135m-support-chat: SmolLM2-135M-Instruct instruction-tuned with LoRA on the support
+                      chats, loss on the assistant's tokens (and the unmasked run it is compared with)
+    distilled_austen  austen-gpt-distilled: a 3-layer KD student of austen-gpt-large, and its no-KD control;
+                      ``--seeds`` repeats both and an equal-compute control per seed, into seeds.json
     ladder            the size ladder's cards (decode, scoring, serving) and the answers notebooks 00, 07 and 08
                       read (first chat, router, code tasks, entity questions), each naming its machine
     together          notebook 09's stored runs: speculative-decoding sweeps, grounded answers, the local judge

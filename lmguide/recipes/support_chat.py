@@ -162,7 +162,8 @@ Made with:
   ({r['parameters']['trainable']:,} trainable of {r['parameters']['total']:,}); {r['epochs']} epochs of batch
   {r['batch']} ({run['steps']} steps), AdamW, learning rate {r['learning rate']} decaying linearly, seed {r['seed']};
   {run['train seconds']:.0f} s of training on {r['machine']['threads']} CPU threads ({r['machine']['cpu']},
-  torch {r['machine']['torch']}, transformers {r['machine']['transformers']}).
+  torch {r['machine']['torch']}, transformers {r['machine']['transformers']}) of a machine shared with other
+  jobs, so the time is an upper bound.
 - A second run with the loss on every token (system prompt and customer turns included) is
   scored below and not shipped.
 
@@ -184,9 +185,11 @@ stays under 40 words; *correct* = `lmguide.router.score`.
 |---|---|---|
 {examples}
 
-Limits: {run['examples']} conversations about one made-up product. The adapter teaches the answer
-format and some of the facts it saw; it answers with the same confidence when it is wrong. Not
-for real customer service.
+Limits: {run['examples']} conversations about one made-up product. The adapter moves the model towards
+the desk's phrasing (the held-out assistant loss); it did not learn the product's facts
+({round(run['correct'] * r['questions'])} of {r['questions']} held-out questions right, {round(r['before']['correct'] * r['questions'])} before; the rule
+counts any answer containing a gold phrase, so a few can be luck). It answers with the same confidence
+when it is wrong. Not for real customer service.
 """
     (out / "README.md").write_text(text)
 

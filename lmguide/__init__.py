@@ -32,8 +32,9 @@ NOTEBOOKS = {
     "01_transformer_architecture": ("tokenization", "attention", "params"),
     "02_llm_generation": ("sampling", "eval", "timing"),
     "03_slm_embeddings_and_qa": ("embeddings", "search", "qa", "qa_pipeline", "timing"),
-    "04_fine_tuning": ("finetune", "lora", "sampling", "eval", "hardware"),
-    "05_quantization": ("quantize", "gguf_blocks", "timing", "embeddings", "measure.precision", "measure.quality"),
+    "04_fine_tuning": ("finetune", "lora", "instruct", "sampling", "eval", "hardware", "router", "code_tasks", "recipes.lora_sweep"),
+    "05_quantization": ("quantize", "outliers", "gguf_blocks", "engines", "eval", "timing", "embeddings", "measure.precision",
+                        "measure.quality"),
     "06_distillation": ("distill", "eval", "timing", "recipes.distilled_austen", "recipes.distributed"),
     "07_choosing_llm_vs_slm": ("hardware", "export", "engines", "router", "serving", "code_tasks", "sandbox", "timing",
                                "sampling", "measure.quality", "measure.table", "measure.rows", "measure.decode"),
@@ -47,8 +48,8 @@ SHARED = ("zoo", "data", "qa_data", "workers", "plots", "widgets", "exercises")
 # The other modules import torch or transformers, so they load on first use: ``lg.qa``,
 # ``lg.eval`` ... work after ``import lmguide as lg`` without importing everything up front.
 _LAZY = {"attention", "code_tasks", "course", "distill", "embeddings", "engines", "eval", "export", "finetune", "gguf_blocks",
-         "grading", "grounding", "hardware", "judge", "lora", "makers", "measure", "params", "plots", "probes", "qa", "qa_data", "qa_pipeline",
-         "quantize", "recipes", "router", "sampling", "sandbox", "search", "serving", "speculative", "timing", "tokenization", "widgets",
+         "grading", "grounding", "hardware", "instruct", "judge", "lora", "makers", "measure", "params", "plots", "probes", "qa", "qa_data", "qa_pipeline",
+         "outliers", "quantize", "recipes", "router", "sampling", "sandbox", "search", "serving", "speculative", "timing", "tokenization", "widgets",
          "workers"}
 
 

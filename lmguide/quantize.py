@@ -160,7 +160,8 @@ def dequantize_int4(packed: torch.Tensor, scale: torch.Tensor, minimum: torch.Te
     out_features, in_features = q.shape
     n_groups = scale.shape[-1]
     q = q.reshape(out_features, n_groups, in_features // n_groups)    # (out, G, g)
-    return (q * scale.float()[..., None] + minimum.float()[..., None]).reshape(out_features, in_features)
+    # in place: one float32 copy of the weight at a time (the int4 layer's forward calls this on every step)
+    return q.mul_(scale.float()[..., None]).add_(minimum.float()[..., None]).reshape(out_features, in_features)
 
 
 def fake_quantize(w: torch.Tensor, bits: int = 8, group_size: int | None = None, dim: int | None = 1) -> torch.Tensor:

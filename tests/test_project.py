@@ -97,11 +97,11 @@ def test_readme_lab_line_serves_the_first_notebook(tmp_path):
         assert "--allow-root" in output
 
 
-@pytest.mark.parametrize("notebook", ["00_start_here", "07_choosing_llm_vs_slm", "09_small_and_large_together"])
+@pytest.mark.parametrize("notebook", ["00_start_here", "05_quantization", "07_choosing_llm_vs_slm", "09_small_and_large_together"])
 def test_notebooks_with_the_ladder_pass_without_the_llama_cpp_engine(notebook):
-    """A learner whose llama.cpp build failed (or who skipped it) runs notebooks 00, 07 and 09 as they are: 00's live
-    answer falls back to the stored one, 07 serves with torch and 09 skips its live llama.cpp pair, each with one
-    sentence why, and every stored output still matches."""
+    """A learner whose llama.cpp build failed (or who skipped it) runs notebooks 00, 05, 07 and 09 as they are: 00's live
+    answer falls back to the stored one, 05 times its two torch rows without llama.cpp's, 07 serves with torch and 09
+    skips its live llama.cpp pair, each with one sentence why, and every stored output still matches."""
     import os
 
     env = {**os.environ, "LMGUIDE_NO_LLAMA_CPP": "1"}
